@@ -1,0 +1,5 @@
+"""`python -m lstm_cli` is the same as the `lstm-train` console script."""
+
+from lstm_cli.cli import main
+
+main()

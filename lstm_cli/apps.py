@@ -1,0 +1,63 @@
+"""One Hydra app per subcommand, and the guard that turns failures into exit codes.
+
+The heavy modules (torch and the command bodies) are imported only when a job runs, so
+`--help`, `--cfg` and shell completion never pay for torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from lstm_cli.cli import USER_FULL_ERROR_ENV
+from lstm_cli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, LstmCliError
+from lstm_cli.paths import config_dir, run_stamp
+
+log = logging.getLogger("lstm_cli")
+
+OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True)
+
+
+def run_guarded(command: str, cfg: DictConfig) -> Any:
+    """Run `lstm_cli.commands.<command>.run(cfg)`; an error becomes one line and an exit code.
+
+    The full traceback goes to the run's log file. In a multirun sweep a failed job is
+    reported and the sweep goes on with the next job.
+    """
+    try:
+        module = importlib.import_module(f"lstm_cli.commands.{command}")
+        return module.run(cfg)
+    except KeyboardInterrupt:
+        log.warning("interrupted", exc_info=True, extra={"file_only": True})
+        print("error: interrupted", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except Exception as err:
+        if os.environ.get(USER_FULL_ERROR_ENV) == "1":
+            raise
+        code = err.exit_code if isinstance(err, LstmCliError) else EXIT_RUNTIME
+        message = str(err) if isinstance(err, LstmCliError) else f"{type(err).__name__}: {err}"
+        log.error("error: %s", message, exc_info=True, extra={"file_only": True})
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            return None
+        raise SystemExit(code) from None
+
+
+def _app(command: str) -> Callable[[], Any]:
+    def task(cfg: DictConfig) -> Any:
+        return run_guarded(command, cfg)
+
+    task.__name__ = f"{command}_task"
+    return hydra.main(config_path=str(config_dir()), config_name=command, version_base="1.3")(task)
+
+
+APPS: dict[str, Callable[[], Any]] = {name: _app(name) for name in ("train", "evaluate", "predict")}

@@ -1,0 +1,140 @@
+"""The `lstm-train` console script: picks the subcommand and hands the rest to its Hydra app.
+
+`lstm-train train a=b` runs the Hydra app of `train` as if it were `train a=b` alone, so
+overrides, `-m`, `--cfg job`, `--help` and launchers all behave as Hydra documents them.
+Nothing here imports torch, so `--help` stays fast. Hydra's own composition errors (an
+unknown key, a missing option) come back as exceptions and leave as one `error:` line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from lstm_cli.errors import EXIT_USAGE
+
+SUBCOMMANDS = {
+    "train": "train an LSTM on a dataset config; writes a run directory with checkpoints",
+    "evaluate": "score a trained run (run_dir=DIR or checkpoint=FILE) on a data split",
+    "predict": "predict with a trained run on a new input file (input=FILE [output=FILE])",
+}
+USER_FULL_ERROR_ENV = "LSTM_TRAIN_USER_FULL_ERROR"
+
+USAGE = """usage: lstm-train <command> [overrides...] [hydra flags]
+
+Train, evaluate and serve LSTM sequence models from Hydra YAML configs.
+
+commands:
+{commands}
+
+Each command takes Hydra overrides (key=value, group=option), -m for sweeps, --cfg job to
+print the composed config, and --help for its own options and examples.
+
+examples:
+  lstm-train train                                  # airline passengers, embedded
+  lstm-train train model=large optimizer=sgd trainer.max_epochs=50
+  lstm-train train -m optimizer=adam,sgd model=small,medium
+  lstm-train evaluate run_dir=outputs/train/latest
+  lstm-train predict run_dir=outputs/train/latest input=my_series.csv
+  eval "$(lstm-train -sc install=bash)"             # shell completion
+"""
+
+
+def usage() -> str:
+    width = max(len(name) for name in SUBCOMMANDS)
+    lines = [f"  {name.ljust(width)}  {text}" for name, text in SUBCOMMANDS.items()]
+    return USAGE.format(commands="\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script; exits with the tool's exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage(), end="")
+        sys.exit(0)
+    if args[0] in ("-sc", "--shell-completion"):
+        sys.exit(_shell_completion(args))
+    command = args[0]
+    if command not in SUBCOMMANDS:
+        print(
+            f"error: unknown command {command!r}; valid commands: {', '.join(SUBCOMMANDS)}",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_USAGE)
+    sys.exit(run_command(command, args[1:]))
+
+
+def run_command(command: str, args: list[str]) -> int:
+    """Run one subcommand's Hydra app with `args` as its command line."""
+    from lstm_cli import apps
+
+    _route_hydra_errors_here()
+    sys.argv = [sys.argv[0], *args]
+    try:
+        apps.APPS[command]()
+    except Exception as err:
+        if os.environ.get(USER_FULL_ERROR_ENV) == "1":
+            raise
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def _route_hydra_errors_here() -> None:
+    """Make Hydra raise instead of printing multi-line reports, remembering the user's choice.
+
+    Hydra prints composition errors itself unless HYDRA_FULL_ERROR is set; we set it so
+    they reach `run_command`, and keep the user's own setting for the traceback decision.
+    """
+    os.environ.setdefault(USER_FULL_ERROR_ENV, os.environ.get("HYDRA_FULL_ERROR", "0"))
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+
+
+# Lines of Hydra's reports that describe its internals rather than the user's mistake.
+_NOISE = ("full_key:", "object_type=", "reference_type=", "To append", "See https://", "provider=")
+
+
+def _one_line(err: BaseException) -> str:
+    """Hydra's and OmegaConf's multi-line messages (and their causes) joined on one line."""
+    parts: list[str] = []
+    while err is not None:
+        text = _compact(str(err))
+        if text and text not in parts:
+            parts.append(text)
+        err = err.__cause__
+    return ": ".join(parts) or "invalid command line"
+
+
+def _compact(message: str) -> str:
+    lines = [line.strip().rstrip(".:") for line in message.splitlines() if line.strip()]
+    if "Config search path" in lines:
+        lines = lines[: lines.index("Config search path")]
+    lines = [line for line in lines if not line.startswith(_NOISE)]
+    for i, line in enumerate(lines):
+        if line.startswith("Available options"):
+            return "; ".join([*lines[:i], f"{line.lower()}: {', '.join(lines[i + 1 :])}"])
+    return "; ".join(lines)
+
+
+def _shell_completion(args: list[str]) -> int:
+    """Shell completion: install/uninstall scripts, and queries routed to the subcommand.
+
+    The installed script asks `lstm-train -sc query=bash` with the typed line in COMP_LINE.
+    While the subcommand is still being typed we complete it here; after that the
+    subcommand is cut from COMP_LINE (Hydra would read it as a malformed override) and the
+    subcommand's app completes its own overrides.
+    """
+    is_query = any(a.startswith("query=") for a in args[1:])
+    if not is_query:
+        return run_command("train", args)
+    words = os.environ.get("COMP_LINE", "").split(" ")
+    typed = words[1:]
+    if len(typed) <= 1:
+        prefix = typed[0] if typed else ""
+        print(" ".join(name for name in SUBCOMMANDS if name.startswith(prefix)))
+        return 0
+    command = typed[0]
+    if command not in SUBCOMMANDS:
+        return 0
+    os.environ["COMP_LINE"] = " ".join([words[0], *typed[1:]])
+    return run_command(command, args)

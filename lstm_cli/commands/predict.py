@@ -1,0 +1,149 @@
+"""`lstm-train predict`: apply a trained model to new data given in the training format.
+
+Forecasting writes the next values after the input series (in the data's own units, with
+time stamps when the data has a time column); classification writes each sequence's class
+and class probabilities; regression one value per sequence; text a continuation of the
+prompt. An existing output file is never replaced unless predict.overwrite=true.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from lstm_cli.atomic import atomic_file
+from lstm_cli.config.schema import PredictConfig
+from lstm_cli.config.validate import build, resolve
+from lstm_cli.data import forecast as forecast_data
+from lstm_cli.data import sequences, text
+from lstm_cli.data.files import CsvTable
+from lstm_cli.data.scaling import Scaler
+from lstm_cli.data.splits import SequenceSplit
+from lstm_cli.engine import predict_outputs
+from lstm_cli.errors import ConfigError, DataError
+from lstm_cli.inference import TrainedModel, forecast, generate_text, load_trained
+from lstm_cli.rundir import checkpoint_path, point_latest
+from lstm_cli.runtime import resolve_device
+
+log = logging.getLogger("lstm_cli.predict")
+
+
+def run(cfg: DictConfig) -> str:
+    options = build(PredictConfig, resolve(cfg))
+    device = resolve_device(options.device, "device")
+    path = checkpoint_path(options.run_dir, options.checkpoint, options.which)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    trained = load_trained(path, device)
+    language_model = trained.task == "language_model"
+    default_name = "predictions.txt" if language_model else "predictions.csv"
+    output = Path(options.output).expanduser() if options.output else run_dir / default_name
+    if output.exists() and not options.predict.overwrite:
+        raise ConfigError(f"output={output} exists; set predict.overwrite=true to replace it")
+    if not language_model and not options.input:
+        raise ConfigError("input=FILE is required: a file in the format the model was trained on")
+    input_path = Path(options.input).expanduser() if options.input else None
+    if input_path is not None and not input_path.is_file():
+        raise DataError(f"input={options.input}: no such file")
+    point_latest(run_dir)
+    if language_model:
+        _write_text(output, _continue_text(trained, options, input_path))
+    elif trained.task == "forecasting":
+        _write_rows(output, _forecast_rows(trained, options, input_path))
+    else:
+        _write_rows(output, _sequence_rows(trained, options, input_path, device))
+    log.info("predictions written to %s", output)
+    return str(output)
+
+
+def _forecast_rows(trained: TrainedModel, options: PredictConfig, path: Path) -> list[dict]:
+    state = trained.preprocessing
+    values, stamps = forecast_data.read_series(
+        path, state["columns"], state["time_column"], "input"
+    )
+    window, horizon = state["window"], state["horizon"]
+    if len(values) < window:
+        raise DataError(f"{path}: {len(values)} time steps, but the model reads {window}")
+    steps = options.predict.steps or horizon
+    if steps > horizon and len(state["columns"]) > len(state["targets"]):
+        raise ConfigError(
+            f"predict.steps={steps} exceeds the horizon ({horizon}) and the model has"
+            " covariates, whose future values are unknown"
+        )
+    series = forecast_data.encode(values, state, str(path)).float()
+    target_index = [state["columns"].index(t) for t in state["targets"]]
+    predicted = forecast(trained.model, series, window, horizon, target_index, steps)
+    original = forecast_data.decode_targets(predicted.double(), state)
+    times = stamps.future(steps) if stamps else [str(k) for k in range(1, steps + 1)]
+    time_key = state["time_column"] or "step"
+    return [
+        {
+            time_key: t,
+            **{name: round(float(v), 6) for name, v in zip(state["targets"], row, strict=True)},
+        }
+        for t, row in zip(times, original.tolist(), strict=True)
+    ]
+
+
+def _sequence_rows(
+    trained: TrainedModel, options: PredictConfig, path: Path, device: torch.device
+) -> list[dict]:
+    state = trained.preprocessing
+    raw = sequences.read_sequences(CsvTable.read(path), state, need_labels=False)
+    split = SequenceSplit(
+        sequences.scale_features(raw, state), raw.lengths, torch.zeros(len(raw.ids))
+    )
+    outputs = predict_outputs(trained.model, split, options.batch_size, device)
+    id_key = state["id_column"]
+    if trained.task == "regression":
+        values = Scaler(**state["target_scaler"]).inverse(outputs.double()).squeeze(1)
+        return [
+            {id_key: i, "predicted": round(float(v), 6)}
+            for i, v in zip(raw.ids, values, strict=True)
+        ]
+    probabilities = torch.softmax(outputs, dim=-1)
+    classes = state["classes"]
+    return [
+        {
+            id_key: i,
+            "predicted": classes[int(p.argmax())],
+            **{f"p_{name}": round(float(q), 6) for name, q in zip(classes, p, strict=True)},
+        }
+        for i, p in zip(raw.ids, probabilities, strict=True)
+    ]
+
+
+def _continue_text(trained: TrainedModel, options: PredictConfig, path: Path | None) -> str:
+    prompt = options.predict.prompt or (text.read_text(path) if path else "")
+    if not prompt:
+        raise ConfigError("give predict.prompt=TEXT or input=FILE to start the text from")
+    vocab = trained.preprocessing["vocab"]
+    ids = generate_text(
+        trained.model,
+        text.encode(prompt, vocab),
+        options.predict.length,
+        options.predict.temperature,
+        options.predict.seed,
+    )
+    continuation = text.decode(ids, vocab)
+    print(prompt + continuation)
+    return prompt + continuation
+
+
+def _write_rows(output: Path, rows: list[dict[str, Any]]) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(output, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _write_text(output: Path, body: str) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(output, "w", encoding="utf-8") as stream:
+        stream.write(body)

@@ -1,0 +1,45 @@
+"""Checks that span several config groups: a loss that fits the task, a monitor that exists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lstm_cli.config.schema import SGDConfig, TrainConfig
+from lstm_cli.config.validate import build
+from lstm_cli.errors import ConfigError
+from lstm_cli.tasks import HIGHER_IS_BETTER, METRICS, Task, losses_for, task_of_dataset
+
+
+def validate_train_config(values: dict[str, Any]) -> tuple[TrainConfig, Task]:
+    """The typed train config and its task; raises ConfigError naming the culprit key."""
+    cfg = build(TrainConfig, values)
+    task = task_of_dataset(cfg.dataset.kind, getattr(cfg.dataset, "task", None))
+    if cfg.loss.name not in losses_for(task):
+        raise ConfigError(
+            f"loss={cfg.loss.name} does not fit the {task} task of dataset={cfg.dataset.name};"
+            f" use one of: {', '.join(sorted(losses_for(task)))}"
+        )
+    check_monitor(cfg.trainer.monitor, cfg.trainer.mode, task)
+    if (
+        isinstance(cfg.optimizer, SGDConfig)
+        and cfg.optimizer.nesterov
+        and cfg.optimizer.momentum == 0
+    ):
+        raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0")
+    return cfg, task
+
+
+def check_monitor(monitor: str, mode: str, task: Task) -> None:
+    """The monitored metric must be one the task reports, optimised in the right direction."""
+    valid = [f"val/{name}" for name in METRICS[task]]
+    if monitor not in valid:
+        raise ConfigError(
+            f"trainer.monitor={monitor} is not reported for the {task} task;"
+            f" choose one of: {', '.join(valid)}"
+        )
+    wants_max = monitor.split("/", 1)[1] in HIGHER_IS_BETTER
+    if wants_max != (mode == "max"):
+        raise ConfigError(
+            f"trainer.mode={mode} does not fit trainer.monitor={monitor};"
+            f" set trainer.mode={'max' if wants_max else 'min'}"
+        )

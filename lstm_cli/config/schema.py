@@ -1,0 +1,277 @@
+"""Typed schemas of every config group; `validate.py` checks a composed config against them.
+
+A field's `metadata` holds its range (`ge`, `gt`, `le`, `lt`); `Literal` types list the
+allowed choices. Groups whose options take different keys (optimizer, loss, clip, scheduler,
+dataset) have one dataclass per option, picked by the option's `name` or `kind`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Scaler = Literal["standard", "minmax", "none"]
+
+
+def bounded(default: Any, **bounds: float) -> Any:
+    """A dataclass field with a default and range bounds (ge, gt, le, lt)."""
+    return field(default=default, metadata=bounds)
+
+
+# --- model -------------------------------------------------------------------------------
+@dataclass
+class ModelConfig:
+    hidden_size: int = bounded(64, ge=1)
+    num_layers: int = bounded(1, ge=1)
+    bidirectional: bool = False
+    dropout: float = bounded(0.0, ge=0.0, lt=1.0)
+    embedding_dim: int = bounded(32, ge=1)
+
+
+# --- optimizer ---------------------------------------------------------------------------
+@dataclass
+class AdamConfig:
+    name: Literal["adam", "adamw"] = "adam"
+    lr: float = bounded(1e-3, gt=0.0)
+    weight_decay: float = bounded(0.0, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = bounded(1e-8, gt=0.0)
+
+
+@dataclass
+class SGDConfig:
+    name: Literal["sgd"] = "sgd"
+    lr: float = bounded(0.1, gt=0.0)
+    weight_decay: float = bounded(0.0, ge=0.0)
+    momentum: float = bounded(0.9, ge=0.0, lt=1.0)
+    nesterov: bool = True
+
+
+@dataclass
+class RMSpropConfig:
+    name: Literal["rmsprop"] = "rmsprop"
+    lr: float = bounded(1e-3, gt=0.0)
+    weight_decay: float = bounded(0.0, ge=0.0)
+    alpha: float = bounded(0.99, gt=0.0, lt=1.0)
+    momentum: float = bounded(0.0, ge=0.0, lt=1.0)
+    eps: float = bounded(1e-8, gt=0.0)
+
+
+OPTIMIZERS: dict[str, type] = {
+    "adam": AdamConfig,
+    "adamw": AdamConfig,
+    "sgd": SGDConfig,
+    "rmsprop": RMSpropConfig,
+}
+
+
+# --- loss --------------------------------------------------------------------------------
+@dataclass
+class RegressionLossConfig:
+    name: Literal["mse", "l1"] = "mse"
+
+
+@dataclass
+class HuberLossConfig:
+    name: Literal["huber"] = "huber"
+    delta: float = bounded(1.0, gt=0.0)
+
+
+@dataclass
+class CrossEntropyLossConfig:
+    name: Literal["cross_entropy"] = "cross_entropy"
+    label_smoothing: float = bounded(0.0, ge=0.0, lt=1.0)
+
+
+LOSSES: dict[str, type] = {
+    "mse": RegressionLossConfig,
+    "l1": RegressionLossConfig,
+    "huber": HuberLossConfig,
+    "cross_entropy": CrossEntropyLossConfig,
+}
+
+
+# --- gradient clipping -------------------------------------------------------------------
+@dataclass
+class ClipNormConfig:
+    name: Literal["norm"] = "norm"
+    max_norm: float = bounded(1.0, gt=0.0)
+
+
+@dataclass
+class ClipValueConfig:
+    name: Literal["value"] = "value"
+    clip_value: float = bounded(1.0, gt=0.0)
+
+
+@dataclass
+class NoClipConfig:
+    name: Literal["none"] = "none"
+
+
+CLIPS: dict[str, type] = {"norm": ClipNormConfig, "value": ClipValueConfig, "none": NoClipConfig}
+
+
+# --- learning-rate scheduler -------------------------------------------------------------
+@dataclass
+class NoSchedulerConfig:
+    name: Literal["none"] = "none"
+
+
+@dataclass
+class PlateauSchedulerConfig:
+    name: Literal["plateau"] = "plateau"
+    factor: float = bounded(0.5, gt=0.0, lt=1.0)
+    patience: int = bounded(3, ge=0)
+    min_lr: float = bounded(0.0, ge=0.0)
+
+
+@dataclass
+class CosineSchedulerConfig:
+    name: Literal["cosine"] = "cosine"
+    t_max: int | None = bounded(None, ge=1)
+    eta_min: float = bounded(0.0, ge=0.0)
+
+
+@dataclass
+class StepSchedulerConfig:
+    name: Literal["step"] = "step"
+    step_size: int = bounded(10, ge=1)
+    gamma: float = bounded(0.5, gt=0.0, le=1.0)
+
+
+SCHEDULERS: dict[str, type] = {
+    "none": NoSchedulerConfig,
+    "plateau": PlateauSchedulerConfig,
+    "cosine": CosineSchedulerConfig,
+    "step": StepSchedulerConfig,
+}
+
+
+# --- datasets ----------------------------------------------------------------------------
+@dataclass
+class ForecastDatasetConfig:
+    kind: Literal["csv_forecast"] = "csv_forecast"
+    name: str = "csv_forecast"
+    path: str = ""
+    target: Any = None
+    covariates: list[str] = field(default_factory=list)
+    time_column: str | None = None
+    window: int = bounded(24, ge=1)
+    horizon: int = bounded(1, ge=1)
+    val_size: int = bounded(12, ge=1)
+    test_size: int = bounded(12, ge=1)
+    scaler: Scaler = "standard"
+    transform: Literal["none", "log"] = "none"
+
+
+@dataclass
+class SequenceDatasetConfig:
+    kind: Literal["csv_sequences"] = "csv_sequences"
+    name: str = "csv_sequences"
+    path: str = ""
+    test_path: str | None = None
+    id_column: str = "series_id"
+    step_column: str | None = None
+    label_column: str = "label"
+    features: list[str] | None = None
+    task: Literal["classification", "regression"] = "classification"
+    val_fraction: float = bounded(0.2, gt=0.0, lt=1.0)
+    test_fraction: float = bounded(0.2, gt=0.0, lt=1.0)
+    scaler: Scaler = "standard"
+
+
+@dataclass
+class TextDatasetConfig:
+    kind: Literal["text"] = "text"
+    name: str = "text"
+    path: str = ""
+    val_path: str | None = None
+    test_path: str | None = None
+    val_fraction: float = bounded(0.1, gt=0.0, lt=1.0)
+    test_fraction: float = bounded(0.1, gt=0.0, lt=1.0)
+    seq_len: int = bounded(100, ge=2)
+
+
+DATASETS: dict[str, type] = {
+    "csv_forecast": ForecastDatasetConfig,
+    "csv_sequences": SequenceDatasetConfig,
+    "text": TextDatasetConfig,
+}
+
+
+# --- trainer and batching ----------------------------------------------------------------
+@dataclass
+class TrainerConfig:
+    max_epochs: int = bounded(20, ge=1)
+    batch_size: int = bounded(32, ge=1)
+    seed: int = bounded(0, ge=0)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    num_threads: int = bounded(0, ge=0)
+    monitor: str = "val/loss"
+    mode: Literal["min", "max"] = "min"
+    patience: int | None = bounded(None, ge=1)
+    min_delta: float = bounded(0.0, ge=0.0)
+
+
+@dataclass
+class DataConfig:
+    packed: bool = False
+    bucket: bool = False
+
+
+@dataclass
+class TrainConfig:
+    dataset: Any
+    model: ModelConfig
+    optimizer: Any
+    loss: Any
+    clip: Any
+    scheduler: Any
+    trainer: TrainerConfig
+    data: DataConfig
+    output_root: str = "outputs"
+
+
+@dataclass
+class EvaluateConfig:
+    run_dir: str | None = None
+    checkpoint: str | None = None
+    which: Literal["best", "last"] = "best"
+    split: Literal["train", "val", "test"] = "test"
+    batch_size: int = bounded(256, ge=1)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    output_root: str = "outputs"
+
+
+@dataclass
+class PredictOptions:
+    steps: int | None = bounded(None, ge=1)
+    prompt: str = ""
+    length: int = bounded(200, ge=1)
+    temperature: float = bounded(1.0, gt=0.0)
+    seed: int = bounded(0, ge=0)
+    overwrite: bool = False
+
+
+@dataclass
+class PredictConfig:
+    run_dir: str | None = None
+    checkpoint: str | None = None
+    which: Literal["best", "last"] = "best"
+    input: str | None = None
+    output: str | None = None
+    batch_size: int = bounded(256, ge=1)
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    predict: PredictOptions = field(default_factory=PredictOptions)
+    output_root: str = "outputs"
+
+
+# Groups whose schema depends on the chosen option: group -> (selector key, options).
+VARIANT_GROUPS: dict[str, tuple[str, dict[str, type]]] = {
+    "dataset": ("kind", DATASETS),
+    "optimizer": ("name", OPTIMIZERS),
+    "loss": ("name", LOSSES),
+    "clip": ("name", CLIPS),
+    "scheduler": ("name", SCHEDULERS),
+}

@@ -1,0 +1,28 @@
+"""Datasets: each kind of input file becomes a `PreparedData` of three in-memory splits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lstm_cli.config.schema import (
+    ForecastDatasetConfig,
+    SequenceDatasetConfig,
+    TextDatasetConfig,
+)
+from lstm_cli.data import forecast, sequences, text
+from lstm_cli.data.splits import PreparedData
+
+
+def load_dataset(cfg: Any, seed: int, fitted: dict[str, Any] | None = None) -> PreparedData:
+    """Load the dataset a config describes.
+
+    `fitted` is the preprocessing state saved in a checkpoint: when given, the scalers,
+    vocabulary and classes are reused instead of fitted again, as evaluate needs.
+    """
+    if isinstance(cfg, ForecastDatasetConfig):
+        return forecast.prepare(cfg, fitted)
+    if isinstance(cfg, SequenceDatasetConfig):
+        return sequences.prepare(cfg, fitted, seed)
+    if isinstance(cfg, TextDatasetConfig):
+        return text.prepare(cfg, fitted)
+    raise TypeError(f"no loader for {type(cfg).__name__}")

@@ -1,0 +1,218 @@
+"""`csv_sequences`: labelled sequences of any length in one long-format CSV.
+
+One row per time step: an id column says which sequence a row belongs to, an optional
+step column orders the rows, and the label column holds one label per sequence. The
+sequences are padded into one tensor with their true lengths; features are scaled with
+statistics of the training sequences' valid steps only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lstm_cli.config.schema import SequenceDatasetConfig
+from lstm_cli.data.files import CsvTable, resolve_path
+from lstm_cli.data.scaling import Scaler
+from lstm_cli.data.splits import PreparedData, SequenceSplit
+from lstm_cli.errors import DataError
+
+
+@dataclass
+class RawSequences:
+    """Sequences as read: padded features [N, T, F], lengths [N], ids and raw labels."""
+
+    x: Tensor
+    lengths: Tensor
+    ids: list[str]
+    labels: list[str] | None
+
+
+def read_sequences(table: CsvTable, state: dict[str, Any], need_labels: bool) -> RawSequences:
+    """Group the rows of a long-format CSV into padded sequences, without a per-row tensor op."""
+    row_ids = table.strings(state["id_column"], "dataset.id_column")
+    values = torch.tensor(
+        [table.numbers(f, "dataset.features") for f in state["features"]], dtype=torch.float64
+    ).T
+    first_row: dict[str, int] = {}
+    for row, sequence_id in enumerate(row_ids):
+        first_row.setdefault(sequence_id, row)
+    ids = list(first_row)
+    position_of_id = {sequence_id: n for n, sequence_id in enumerate(ids)}
+    sequence_of_row = torch.tensor([position_of_id[i] for i in row_ids])
+    order = torch.arange(len(row_ids))
+    if state["step_column"]:
+        steps = torch.tensor(table.numbers(state["step_column"], "dataset.step_column"))
+        order = torch.argsort(steps, stable=True)
+    order = order[torch.argsort(sequence_of_row[order], stable=True)]
+    lengths = torch.bincount(sequence_of_row, minlength=len(ids))
+    group_start = torch.cumsum(lengths, 0) - lengths
+    sorted_sequence = sequence_of_row[order]
+    position = torch.arange(len(order)) - group_start[sorted_sequence]
+    x = torch.zeros(len(ids), int(lengths.max()), len(state["features"]), dtype=torch.float64)
+    x[sorted_sequence, position] = values[order]
+    labels = None
+    if need_labels or state["label_column"] in table.header:
+        labels = _one_label_per_sequence(table, state["label_column"], row_ids, first_row)
+    return RawSequences(x, lengths, ids, labels)
+
+
+def _one_label_per_sequence(
+    table: CsvTable, column: str, row_ids: list[str], first_row: dict[str, int]
+) -> list[str]:
+    labels = table.strings(column, "dataset.label_column")
+    for line, (sequence_id, label) in enumerate(zip(row_ids, labels, strict=True), start=2):
+        expected = labels[first_row[sequence_id]]
+        if label != expected:
+            raise DataError(
+                f"{table.path}, line {line}, column {column!r}: sequence {sequence_id!r} has"
+                f" label {label!r} here but {expected!r} on its first row"
+            )
+    return [labels[row] for row in first_row.values()]
+
+
+def class_names(labels: list[str], path: Path) -> list[str]:
+    """Sorted class names (numerically when they are numbers); one class is an error."""
+    names = sorted(set(labels), key=lambda n: (0, float(n), n) if _is_number(n) else (1, 0, n))
+    if len(names) < 2:
+        raise DataError(f"{path}: every sequence has label {names[0]!r}; need at least 2 classes")
+    return names
+
+
+def encode_labels(labels: list[str], state: dict[str, Any], path: Path) -> Tensor:
+    """Labels -> class ids (classification) or scaled values (regression)."""
+    if state["task"] == "classification":
+        known = {name: i for i, name in enumerate(state["classes"])}
+        unknown = next((label for label in labels if label not in known), None)
+        if unknown is not None:
+            raise DataError(f"{path}: label {unknown!r} was never seen in training")
+        return torch.tensor([known[label] for label in labels])
+    try:
+        numbers = torch.tensor([float(label) for label in labels], dtype=torch.float64)
+    except ValueError:
+        bad = next(label for label in labels if not _is_number(label))
+        raise DataError(f"{path}: regression label {bad!r} is not a number") from None
+    return Scaler(**state["target_scaler"]).transform(numbers.unsqueeze(1)).float()
+
+
+def scale_features(raw: RawSequences, state: dict[str, Any]) -> Tensor:
+    """Scaled features; padding stays exactly zero."""
+    scaled = Scaler(**state["scaler"]).transform(raw.x)
+    mask = torch.arange(raw.x.shape[1]) < raw.lengths.unsqueeze(1)
+    return (scaled * mask.unsqueeze(-1)).float()
+
+
+def stratified_split(
+    labels: Tensor, fraction: float, by_class: bool, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Indices (kept, held out); by class, each class gives up `fraction` of its members."""
+    groups = (
+        [labels == c for c in labels.unique()]
+        if by_class
+        else [torch.ones_like(labels, dtype=torch.bool)]
+    )
+    kept, held = [], []
+    for members in groups:
+        index = members.nonzero().squeeze(1)
+        index = index[torch.randperm(len(index), generator=generator)]
+        count = max(1, round(len(index) * fraction)) if len(index) > 1 else 0
+        held.append(index[:count])
+        kept.append(index[count:])
+    return torch.cat(kept).sort().values, torch.cat(held).sort().values
+
+
+def prepare(cfg: SequenceDatasetConfig, fitted: dict[str, Any] | None, seed: int) -> PreparedData:
+    path = resolve_path(cfg.path, "dataset.path")
+    table = CsvTable.read(path)
+    state = fitted or _new_state(cfg, table)
+    raw = read_sequences(table, state, need_labels=True)
+    classification = cfg.task == "classification"
+    if fitted is None and classification:
+        state["classes"] = class_names(raw.labels, path)
+    generator = torch.Generator().manual_seed(seed)
+    if cfg.test_path:
+        test_path = resolve_path(cfg.test_path, "dataset.test_path")
+        test_raw = read_sequences(CsvTable.read(test_path), state, need_labels=True)
+        train_index = torch.arange(len(raw.ids))
+    else:
+        test_raw = raw
+        provisional = _provisional_labels(raw.labels, classification)
+        train_index, test_index = stratified_split(
+            provisional, cfg.test_fraction, classification, generator
+        )
+    provisional = _provisional_labels([raw.labels[i] for i in train_index], classification)
+    fit_index, val_index = stratified_split(
+        provisional, cfg.val_fraction, classification, generator
+    )
+    fit_index, val_index = train_index[fit_index], train_index[val_index]
+    if fitted is None:
+        _fit_scalers(cfg, state, raw, fit_index)
+    x, y = scale_features(raw, state), encode_labels(raw.labels, state, path)
+    if cfg.test_path:
+        test_y = encode_labels(test_raw.labels, state, test_path)
+        test = SequenceSplit(scale_features(test_raw, state), test_raw.lengths, test_y)
+    else:
+        test = SequenceSplit(x[test_index], raw.lengths[test_index], y[test_index])
+    target_scaler = Scaler(**state["target_scaler"])
+    return PreparedData(
+        task=cfg.task,
+        train=SequenceSplit(x[fit_index], raw.lengths[fit_index], y[fit_index]),
+        val=SequenceSplit(x[val_index], raw.lengths[val_index], y[val_index]),
+        test=test,
+        input_size=len(state["features"]),
+        output_size=len(state["classes"]) if classification else 1,
+        token_input=False,
+        preprocessing=state,
+        to_original=None if classification else target_scaler.inverse,
+    )
+
+
+def _new_state(cfg: SequenceDatasetConfig, table: CsvTable) -> dict[str, Any]:
+    reserved = {cfg.id_column, cfg.label_column, cfg.step_column}
+    features = cfg.features or table.numeric_columns(exclude=reserved)
+    if not features:
+        raise DataError(
+            f"{table.path}: no numeric feature columns besides {sorted(reserved - {None})}"
+        )
+    return {
+        "kind": "csv_sequences",
+        "task": cfg.task,
+        "features": list(features),
+        "id_column": cfg.id_column,
+        "step_column": cfg.step_column,
+        "label_column": cfg.label_column,
+        "classes": None,
+        "scaler": None,
+        "target_scaler": {"kind": "none", "offset": [0.0], "scale": [1.0]},
+    }
+
+
+def _provisional_labels(labels: list[str], classification: bool) -> Tensor:
+    """Integer labels for stratifying (classification) or a dummy (regression)."""
+    if not classification:
+        return torch.zeros(len(labels), dtype=torch.long)
+    names = {name: i for i, name in enumerate(sorted(set(labels)))}
+    return torch.tensor([names[label] for label in labels])
+
+
+def _fit_scalers(
+    cfg: SequenceDatasetConfig, state: dict[str, Any], raw: RawSequences, fit_index: Tensor
+) -> None:
+    mask = torch.arange(raw.x.shape[1]) < raw.lengths[fit_index].unsqueeze(1)
+    valid_steps = raw.x[fit_index][mask]
+    state["scaler"] = Scaler.fit(cfg.scaler, valid_steps).to_dict()
+    if cfg.task == "regression":
+        numbers = encode_labels([raw.labels[i] for i in fit_index], state, Path(cfg.path))
+        state["target_scaler"] = Scaler.fit(cfg.scaler, numbers.double()).to_dict()
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

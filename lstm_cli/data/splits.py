@@ -1,0 +1,123 @@
+"""In-memory splits that hand out whole batches by index, never one sample at a time.
+
+A split is either a padded tensor of sequences (`SequenceSplit`) or a long series cut into
+windows on demand (`WindowSplit`), so that no window is ever copied until it is batched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from lstm_cli.tasks import Task
+
+
+@dataclass
+class Batch:
+    """One batch: inputs, true lengths of each sequence, targets.
+
+    `x` is [B, T, F] floats or [B, T] token ids; `lengths` is [B] on the CPU (packing
+    needs it there); `y` is [B] class ids, [B, O] regression targets or [B, T] token ids.
+    """
+
+    x: Tensor
+    lengths: Tensor
+    y: Tensor
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(
+            self.x.to(device, non_blocking=True), self.lengths, self.y.to(device, non_blocking=True)
+        )
+
+
+class Split(Protocol):
+    """What the training loop needs of a split."""
+
+    def __len__(self) -> int: ...
+
+    def take(self, index: Tensor) -> Batch: ...
+
+    def sequence_lengths(self) -> Tensor: ...
+
+
+@dataclass
+class SequenceSplit:
+    """Sequences padded to a common length, with their true lengths."""
+
+    x: Tensor
+    lengths: Tensor
+    y: Tensor
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def take(self, index: Tensor) -> Batch:
+        lengths = self.lengths[index]
+        longest = int(lengths.max()) if len(index) else 0
+        return Batch(self.x[index, :longest], lengths, self.y[index])
+
+    def sequence_lengths(self) -> Tensor:
+        return self.lengths
+
+
+@dataclass
+class WindowSplit:
+    """Windows of a long series, made by index arithmetic when a batch is taken.
+
+    Window i reads inputs[starts[i] : starts[i] + window] and targets
+    [starts[i] + target_offset : ... + target_length]. Forecasting flattens the target
+    window into one vector per sample; language modelling keeps one target per step.
+    """
+
+    inputs: Tensor
+    targets: Tensor
+    starts: Tensor
+    window: int
+    target_offset: int
+    target_length: int
+    flatten_targets: bool
+    _steps: Tensor = field(init=False, repr=False)
+    _target_steps: Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._steps = torch.arange(self.window)
+        self._target_steps = torch.arange(self.target_length) + self.target_offset
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def take(self, index: Tensor) -> Batch:
+        starts = self.starts[index].unsqueeze(1)
+        x = self.inputs[starts + self._steps]
+        y = self.targets[starts + self._target_steps]
+        if self.flatten_targets:
+            y = y.reshape(len(index), -1)
+        lengths = torch.full((len(index),), self.window, dtype=torch.long)
+        return Batch(x, lengths, y)
+
+    def sequence_lengths(self) -> Tensor:
+        return torch.full((len(self.starts),), self.window, dtype=torch.long)
+
+
+@dataclass
+class PreparedData:
+    """Everything the model and loop need to know about a dataset, split three ways.
+
+    `preprocessing` is plain data (lists, numbers, strings) stored in checkpoints so that
+    evaluate and predict rebuild the same scalers, vocabularies and class names.
+    `to_original` maps regression outputs and targets back to the data's own units.
+    """
+
+    task: Task
+    train: Split
+    val: Split
+    test: Split
+    input_size: int
+    output_size: int
+    token_input: bool
+    preprocessing: dict[str, Any]
+    to_original: Callable[[Tensor], Tensor] | None = None

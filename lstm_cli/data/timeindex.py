@@ -1,0 +1,85 @@
+"""Time stamps of a forecasting series: parsed, checked to increase, extended into the future.
+
+Three spellings are understood: months (`1949-01`), ISO dates or date-times
+(`2024-03-01`, `2024-03-01T12:00`), and plain numbers. Future stamps continue the series
+at its most common step and are written in the same spelling as the input.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import pairwise
+
+from lstm_cli.errors import DataError
+
+_MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
+_EPOCH = datetime(1970, 1, 1)  # naive stamps are read as wall-clock time, no time zone
+
+
+@dataclass
+class TimeIndex:
+    """Stamps as numbers (month counts, seconds, or the values) plus how to spell them."""
+
+    spelling: str
+    values: list[float]
+
+    @classmethod
+    def parse(cls, stamps: list[str], where: str) -> TimeIndex:
+        """Parse and check stamps; `where` names the file and column in errors."""
+        spelling = _spelling_of(stamps[0])
+        values = []
+        for line, stamp in enumerate(stamps, start=2):
+            try:
+                values.append(_to_number(stamp, spelling))
+            except ValueError:
+                raise DataError(
+                    f"{where}, line {line}: {stamp!r} is not a {spelling} time stamp"
+                ) from None
+            if len(values) > 1 and values[-1] <= values[-2]:
+                raise DataError(
+                    f"{where}, line {line}: time stamp {stamp!r} does not increase"
+                    f" (after {stamps[line - 3]!r})"
+                )
+        return cls(spelling, values)
+
+    def future(self, count: int, after: float | None = None) -> list[str]:
+        """The `count` stamps after the last one (or after `after`), at the usual step."""
+        deltas = [b - a for a, b in pairwise(self.values)]
+        step = Counter(deltas).most_common(1)[0][0] if deltas else 1.0
+        start = self.values[-1] if after is None else after
+        return [_to_text(start + step * k, self.spelling) for k in range(1, count + 1)]
+
+
+def _spelling_of(stamp: str) -> str:
+    if _MONTH.match(stamp):
+        return "month"
+    try:
+        float(stamp)
+        return "number"
+    except ValueError:
+        pass
+    return "datetime" if "T" in stamp or ":" in stamp else "date"
+
+
+def _to_number(stamp: str, spelling: str) -> float:
+    if spelling == "month":
+        match = _MONTH.match(stamp)
+        if not match or not 1 <= int(match.group(2)) <= 12:
+            raise ValueError(stamp)
+        return int(match.group(1)) * 12 + int(match.group(2)) - 1
+    if spelling == "number":
+        return float(stamp)
+    return (datetime.fromisoformat(stamp).replace(tzinfo=None) - _EPOCH).total_seconds()
+
+
+def _to_text(value: float, spelling: str) -> str:
+    if spelling == "month":
+        year, month = divmod(round(value), 12)
+        return f"{year:04d}-{month + 1:02d}"
+    if spelling == "number":
+        return f"{value:g}"
+    moment = _EPOCH + timedelta(seconds=value)
+    return moment.date().isoformat() if spelling == "date" else moment.isoformat()

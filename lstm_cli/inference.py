@@ -1,0 +1,99 @@
+"""Using a trained model: restoring it from a checkpoint, forecasting, generating text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lstm_cli.checkpoint import load_checkpoint
+from lstm_cli.config.schema import TrainConfig
+from lstm_cli.config.validate import build
+from lstm_cli.errors import CheckpointError, ConfigError
+from lstm_cli.model import LSTMNetwork, ModelSpec
+from lstm_cli.tasks import Task
+
+
+@dataclass
+class TrainedModel:
+    model: LSTMNetwork
+    config: TrainConfig
+    task: Task
+    preprocessing: dict[str, Any]
+    epoch: int
+    checkpoint: Path
+
+
+def load_trained(path: Path, device: torch.device) -> TrainedModel:
+    """Rebuild the network of a checkpoint and load its weights, or say what does not fit."""
+    payload = load_checkpoint(path)
+    try:
+        config = build(TrainConfig, payload["config"])
+        spec = ModelSpec(**payload["model_spec"])
+    except (ConfigError, TypeError) as err:
+        raise CheckpointError(f"{path}: written by an incompatible lstm-train ({err})") from err
+    model = LSTMNetwork(spec, packed=config.data.packed)
+    try:
+        model.load_state_dict(payload["model_state"])
+    except (RuntimeError, TypeError) as err:
+        first = str(err).splitlines()[0]
+        raise CheckpointError(
+            f"{path}: the weights do not fit the model it describes ({first})"
+        ) from err
+    return TrainedModel(
+        model.to(device).eval(),
+        config,
+        payload["task"],
+        payload["preprocessing"],
+        int(payload.get("epoch", 0)),
+        path,
+    )
+
+
+@torch.inference_mode()
+def forecast(
+    model: LSTMNetwork,
+    series: Tensor,
+    window: int,
+    horizon: int,
+    target_index: list[int],
+    steps: int,
+) -> Tensor:
+    """Forecast `steps` values of each target after the end of `series` [T, C] (model units).
+
+    Beyond the model's horizon the forecast rolls forward: predicted targets are appended
+    to the series and the model is applied again, `horizon` steps at a time.
+    """
+    device = next(model.parameters()).device
+    history = series.to(device)
+    predicted = []
+    while sum(len(p) for p in predicted) < steps:
+        inputs = history[-window:].unsqueeze(0)
+        lengths = torch.tensor([window])
+        block = model(inputs, lengths).view(horizon, len(target_index))
+        predicted.append(block)
+        history = torch.cat([history, block.to(history.dtype)])
+    return torch.cat(predicted)[:steps].cpu()
+
+
+@torch.inference_mode()
+def generate_text(
+    model: LSTMNetwork, prompt: Tensor, length: int, temperature: float, seed: int
+) -> list[int]:
+    """Sample `length` token ids after `prompt`, carrying the LSTM state step by step."""
+    device = next(model.parameters()).device
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    state = None
+    inputs = prompt.to(device).unsqueeze(0)
+    produced: list[int] = []
+    for _ in range(length):
+        outputs, state = model.lstm(model.embedding(inputs), state)
+        logits = model.head(outputs[:, -1]).float().cpu() / temperature
+        logits[:, 0] = float("-inf")
+        token = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)
+        produced.append(int(token))
+        inputs = token.to(device)
+    return produced

@@ -1,0 +1,98 @@
+"""The network: optional embedding, `torch.nn.LSTM` (cuDNN / oneDNN kernels), dropout, a
+linear head reading either every step (language models) or each sequence's last valid step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from lstm_cli.config.schema import ModelConfig
+
+
+@dataclass
+class ModelSpec:
+    """Everything needed to rebuild the network from a checkpoint, as plain data."""
+
+    input_size: int
+    output_size: int
+    token_input: bool
+    per_step: bool
+    hidden_size: int
+    num_layers: int
+    bidirectional: bool
+    dropout: float
+    embedding_dim: int
+
+    @classmethod
+    def of(
+        cls, cfg: ModelConfig, input_size: int, output_size: int, token_input: bool, per_step: bool
+    ) -> ModelSpec:
+        return cls(input_size, output_size, token_input, per_step, **asdict(cfg))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def last_valid_step(outputs: Tensor, lengths: Tensor, bidirectional: bool) -> Tensor:
+    """[B, T, D*H] -> [B, D*H]: each sequence's state after its last real step.
+
+    Never `outputs[:, -1]`, which is padding for all but the longest sequences. The backward
+    direction has read the whole sequence when it reaches step 0, so its half comes from there.
+    """
+    index = (lengths.to(outputs.device) - 1).view(-1, 1, 1)
+    forward = outputs.gather(1, index.expand(-1, 1, outputs.shape[2])).squeeze(1)
+    if not bidirectional:
+        return forward
+    hidden = outputs.shape[2] // 2
+    return torch.cat([forward[:, :hidden], outputs[:, 0, hidden:]], dim=1)
+
+
+class LSTMNetwork(nn.Module):
+    """Embedding (token inputs) -> LSTM -> dropout -> linear head."""
+
+    def __init__(self, spec: ModelSpec, packed: bool = False) -> None:
+        super().__init__()
+        self.spec = spec
+        self.packed = packed
+        self.embedding = (
+            nn.Embedding(spec.input_size, spec.embedding_dim) if spec.token_input else None
+        )
+        self.lstm = nn.LSTM(
+            input_size=spec.embedding_dim if spec.token_input else spec.input_size,
+            hidden_size=spec.hidden_size,
+            num_layers=spec.num_layers,
+            bidirectional=spec.bidirectional,
+            dropout=spec.dropout if spec.num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.dropout = nn.Dropout(spec.dropout)
+        directions = 2 if spec.bidirectional else 1
+        self.head = nn.Linear(spec.hidden_size * directions, spec.output_size)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """[B, T(, F)] inputs and [B] lengths -> [B, O] or, per step, [B, T, O]."""
+        inputs = self.embedding(x) if self.embedding is not None else x
+        outputs = self._run_lstm(inputs, lengths)
+        if self.spec.per_step:
+            return self.head(self.dropout(outputs))
+        pooled = last_valid_step(outputs, lengths, self.spec.bidirectional)
+        return self.head(self.dropout(pooled))
+
+    def _run_lstm(self, inputs: Tensor, lengths: Tensor) -> Tensor:
+        """Packed when asked, and always when a backward direction would read padding first."""
+        padded = bool((lengths < inputs.shape[1]).any())
+        if self.packed or (self.spec.bidirectional and padded):
+            packed = pack_padded_sequence(
+                inputs, lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
+            outputs, _ = self.lstm(packed)
+            outputs, _ = pad_packed_sequence(
+                outputs, batch_first=True, total_length=inputs.shape[1]
+            )
+            return outputs
+        outputs, _ = self.lstm(inputs)
+        return outputs

@@ -1,0 +1,79 @@
+"""Optimizer, learning-rate scheduler and gradient clipping, built from their config groups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+Scheduler = torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
+
+
+def build_optimizer(cfg: Any, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    params = list(parameters)
+    if cfg.name in ("adam", "adamw"):
+        kind = torch.optim.Adam if cfg.name == "adam" else torch.optim.AdamW
+        return kind(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    if cfg.name == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
+            weight_decay=cfg.weight_decay,
+        )
+    if cfg.name == "rmsprop":
+        return torch.optim.RMSprop(
+            params,
+            lr=cfg.lr,
+            alpha=cfg.alpha,
+            eps=cfg.eps,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+        )
+    raise ValueError(f"unknown optimizer {cfg.name}")
+
+
+def build_scheduler(
+    cfg: Any, optimizer: torch.optim.Optimizer, max_epochs: int, mode: str
+) -> Scheduler | None:
+    """A per-epoch scheduler; plateau follows the monitored metric in its direction."""
+    if cfg.name == "none":
+        return None
+    if cfg.name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=mode, factor=cfg.factor, patience=cfg.patience, min_lr=cfg.min_lr
+        )
+    if cfg.name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=cfg.t_max or max_epochs, eta_min=cfg.eta_min
+        )
+    if cfg.name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
+    raise ValueError(f"unknown scheduler {cfg.name}")
+
+
+def step_scheduler(scheduler: Scheduler | None, monitored: float) -> None:
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(monitored)
+    elif scheduler is not None:
+        scheduler.step()
+
+
+def clip_gradients(cfg: Any, parameters: list[nn.Parameter]) -> tuple[Tensor, Tensor]:
+    """Clip as configured; return (pre-clip global L2 norm, 1 if clipping fired else 0).
+
+    Both stay on the device, so the training step never waits for the host.
+    """
+    max_norm = cfg.max_norm if cfg.name == "norm" else float("inf")
+    norm = nn.utils.clip_grad_norm_(parameters, max_norm)
+    if cfg.name == "norm":
+        return norm, (norm > max_norm).float()
+    if cfg.name == "value":
+        grads = [p.grad for p in parameters if p.grad is not None]
+        largest = torch.stack([g.abs().max() for g in grads]).max()
+        nn.utils.clip_grad_value_(parameters, cfg.clip_value)
+        return norm, (largest > cfg.clip_value).float()
+    return norm, torch.zeros((), device=norm.device)

@@ -1,0 +1,67 @@
+"""Files of a run directory: the `latest` pointer, atomic JSON, the per-epoch metrics CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from lstm_cli.atomic import atomic_file
+from lstm_cli.errors import ConfigError
+
+LATEST = "latest"
+
+
+def point_latest(run_dir: Path) -> None:
+    """Make `<run_dir>/../latest` a symlink to `run_dir`, replaced atomically."""
+    link = run_dir.parent / LATEST
+    temporary = run_dir.parent / f".{LATEST}.{os.getpid()}"
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(run_dir.name)
+    os.replace(temporary, link)
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Write JSON through a temporary file and a rename, so readers never see half a file."""
+    with atomic_file(path, "w", encoding="utf-8") as stream:
+        json.dump(data, stream, indent=2)
+        stream.write("\n")
+
+
+class MetricsLog:
+    """metrics.csv: one row per epoch, appended and flushed as soon as the epoch ends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.columns: list[str] | None = None
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        new_file = not self.path.exists()
+        if self.columns is None:
+            self.columns = list(row)
+        with self.path.open("a", newline="", encoding="utf-8") as stream:
+            writer = csv.DictWriter(stream, fieldnames=self.columns)
+            if new_file:
+                writer.writeheader()
+            writer.writerow({k: _cell(v) for k, v in row.items()})
+            stream.flush()
+            os.fsync(stream.fileno())
+
+
+def _cell(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def checkpoint_path(run_dir: str | None, checkpoint: str | None, which: str) -> Path:
+    """The checkpoint that `run_dir=` / `checkpoint=` name; exactly one must be given."""
+    if bool(run_dir) == bool(checkpoint):
+        raise ConfigError("give exactly one of run_dir=DIR or checkpoint=FILE")
+    if checkpoint:
+        return Path(checkpoint).expanduser()
+    directory = Path(run_dir).expanduser()
+    if not directory.is_dir():
+        raise ConfigError(f"run_dir={run_dir}: no such directory")
+    return directory / "checkpoints" / f"{which}.pt"
