@@ -9,6 +9,7 @@ whose unpickling could run code.
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load and check a checkpoint; every way it can be wrong is one CheckpointError line."""
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a readable checkpoint (not a torch.save archive)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

@@ -15,6 +15,21 @@ from lstm_cli.errors import ConfigError
 LATEST = "latest"
 
 
+def current_run_dir() -> Path:
+    """This job's directory (Hydra made it); a single run also becomes `<command>/latest`.
+
+    Jobs of a multirun sweep are found through the sweep directory instead.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra = HydraConfig.get()
+    run_dir = Path(hydra.runtime.output_dir)
+    if hydra.mode == RunMode.RUN:
+        point_latest(run_dir)
+    return run_dir
+
+
 def point_latest(run_dir: Path) -> None:
     """Make `<run_dir>/../latest` a symlink to `run_dir`, replaced atomically."""
     link = run_dir.parent / LATEST

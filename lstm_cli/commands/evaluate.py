@@ -8,9 +8,7 @@ metrics.json (metrics in the data's own units) into its run directory.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from lstm_cli.config.schema import EvaluateConfig
@@ -20,7 +18,7 @@ from lstm_cli.data import load_dataset
 from lstm_cli.engine import evaluate_split
 from lstm_cli.inference import load_trained
 from lstm_cli.losses import build_loss
-from lstm_cli.rundir import checkpoint_path, point_latest, write_json_atomic
+from lstm_cli.rundir import checkpoint_path, current_run_dir, write_json_atomic
 from lstm_cli.runtime import resolve_device
 
 log = logging.getLogger("lstm_cli.evaluate")
@@ -30,13 +28,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     options = build(EvaluateConfig, resolve(cfg))
     device = resolve_device(options.device, "device")
     path = checkpoint_path(options.run_dir, options.checkpoint, options.which)
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
     reporter = Reporter()
     trained = load_trained(path, device)
     data = load_dataset(
         trained.config.dataset, trained.config.trainer.seed, fitted=trained.preprocessing
     )
-    point_latest(run_dir)
+    run_dir = current_run_dir()
     loss_fn = build_loss(trained.config.loss, trained.task)
     split = getattr(data, options.split)
     scores = evaluate_split(trained.model, split, data, loss_fn, options.batch_size, device)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from lstm_cli.atomic import atomic_file
@@ -28,7 +27,7 @@ from lstm_cli.data.splits import SequenceSplit
 from lstm_cli.engine import predict_outputs
 from lstm_cli.errors import ConfigError, DataError
 from lstm_cli.inference import TrainedModel, forecast, generate_text, load_trained
-from lstm_cli.rundir import checkpoint_path, point_latest
+from lstm_cli.rundir import checkpoint_path, current_run_dir
 from lstm_cli.runtime import resolve_device
 
 log = logging.getLogger("lstm_cli.predict")
@@ -38,8 +37,8 @@ def run(cfg: DictConfig) -> str:
     options = build(PredictConfig, resolve(cfg))
     device = resolve_device(options.device, "device")
     path = checkpoint_path(options.run_dir, options.checkpoint, options.which)
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
     trained = load_trained(path, device)
+    run_dir = current_run_dir()
     language_model = trained.task == "language_model"
     default_name = "predictions.txt" if language_model else "predictions.csv"
     output = Path(options.output).expanduser() if options.output else run_dir / default_name
@@ -50,7 +49,6 @@ def run(cfg: DictConfig) -> str:
     input_path = Path(options.input).expanduser() if options.input else None
     if input_path is not None and not input_path.is_file():
         raise DataError(f"input={options.input}: no such file")
-    point_latest(run_dir)
     if language_model:
         _write_text(output, _continue_text(trained, options, input_path))
     elif trained.task == "forecasting":

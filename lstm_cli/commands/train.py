@@ -12,11 +12,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from lstm_cli import __version__
@@ -31,7 +29,7 @@ from lstm_cli.engine import evaluate_split, train_epoch
 from lstm_cli.losses import build_loss
 from lstm_cli.model import LSTMNetwork, ModelSpec
 from lstm_cli.optim import build_optimizer, build_scheduler, step_scheduler
-from lstm_cli.rundir import MetricsLog, point_latest, write_json_atomic
+from lstm_cli.rundir import MetricsLog, current_run_dir, write_json_atomic
 from lstm_cli.runtime import resolve_device, seed_everything, set_threads
 
 log = logging.getLogger("lstm_cli.train")
@@ -44,7 +42,6 @@ def run(cfg: DictConfig) -> float:
     config, task = validate_train_config(values)
     trainer = config.trainer
     device = resolve_device(trainer.device)
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
     reporter = Reporter()
     threads = set_threads(trainer.num_threads)
     seed_everything(trainer.seed)
@@ -63,7 +60,7 @@ def run(cfg: DictConfig) -> float:
     loss_fn = build_loss(config.loss, task)
     shuffle = torch.Generator().manual_seed(trainer.seed)
     parameter_count = sum(p.numel() for p in model.parameters())
-    point_latest(run_dir)
+    run_dir = current_run_dir()
     log.info("run directory: %s", run_dir)
     reporter.table("data", _data_summary(config.dataset.name, data))
     reporter.table(

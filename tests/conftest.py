@@ -1,0 +1,66 @@
+"""Shared helpers: run the installed `lstm-train` script in a subprocess, as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(sys.executable).with_name("lstm-train")
+ANSI_ESCAPE = "\x1b["
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYDRA_", "LSTM_TRAIN_"))}
+    env["COLUMNS"] = "200"
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    *args: str, cwd: Path, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run `lstm-train ARGS` in `cwd`; stdout and stderr are pipes (not a terminal)."""
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        cwd=cwd,
+        env=cli_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`cli("train", "a=b")` runs in a fresh directory (tmp_path) and returns the result."""
+    return lambda *args, **env: run_cli(*args, cwd=tmp_path, **env)
+
+
+def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+    """One `error:` line naming the culprit, the expected exit code, no traceback."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def trained_airline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A short airline training run shared by the tests that only read it."""
+    workdir = tmp_path_factory.mktemp("airline")
+    result = run_cli("train", "trainer.max_epochs=3", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    return workdir

@@ -1,0 +1,150 @@
+"""The command line as a user meets it: usage, help, config errors, completion."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import SCRIPT, assert_clean_error, cli_env
+
+
+def test_no_arguments_prints_usage_with_every_subcommand(cli):
+    result = cli()
+    assert result.returncode == 0
+    for command in ("train", "evaluate", "predict"):
+        assert f"  {command}" in result.stdout
+
+
+def test_help_flag_prints_usage(cli):
+    result = cli("--help")
+    assert result.returncode == 0 and "usage: lstm-train" in result.stdout
+
+
+def test_unknown_subcommand_lists_the_valid_ones(cli):
+    assert_clean_error(cli("trian"), 2, "'trian'", "train, evaluate, predict")
+
+
+def test_train_help_shows_groups_options_and_examples(cli):
+    result = cli("train", "--help")
+    assert result.returncode == 0
+    for text in (
+        "optimizer: adam, adamw, rmsprop, sgd",
+        "model: large, medium, small, tiny",
+        "max_epochs:",
+        "Examples:",
+        "lstm-train train -m",
+    ):
+        assert text in result.stdout
+
+
+def test_evaluate_and_predict_have_their_own_help(cli):
+    assert "lstm-train evaluate run_dir=" in cli("evaluate", "--help").stdout
+    assert "predict.overwrite" in cli("predict", "--help").stdout
+
+
+def test_help_does_not_import_torch():
+    probe = (
+        "import sys\n"
+        "from lstm_cli import cli\n"
+        "try:\n    cli.main(['train', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=cli_env(), check=True
+    )
+    assert result.stderr.strip().endswith("NO-TORCH")
+
+
+def test_cfg_job_prints_the_composed_config_with_overrides(cli):
+    result = cli("train", "optimizer=sgd", "model.hidden_size=7", "--cfg", "job")
+    assert result.returncode == 0
+    assert "name: sgd" in result.stdout and "hidden_size: 7" in result.stdout
+
+
+def test_a_dataset_picks_the_loss_that_fits_its_task(cli):
+    result = cli("train", "dataset=italy_power", "--cfg", "job")
+    assert "name: cross_entropy" in result.stdout
+
+
+def test_misspelled_key_is_a_one_line_config_error(cli, tmp_path):
+    assert_clean_error(cli("train", "trainer.max_epoch=3"), 2, "trainer.max_epoch")
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_unknown_group_option_lists_the_options(cli):
+    assert_clean_error(cli("train", "optimizer=adm"), 2, "optimizer/adm", "adam, adamw")
+
+
+def test_override_syntax_error_is_one_line(cli):
+    assert_clean_error(cli("train", "trainer.max_epochs=["), 2)
+
+
+def test_out_of_range_values_name_key_value_and_range(cli, tmp_path):
+    cases = {
+        "trainer.batch_size=0": ("trainer.batch_size=0", ">= 1"),
+        "model.dropout=1.0": ("model.dropout=1.0", "< 1.0"),
+        "optimizer.lr=0": ("optimizer.lr=0.0", "> 0.0"),
+        "model.hidden_size=-4": ("model.hidden_size=-4", ">= 1"),
+    }
+    for override, needles in cases.items():
+        assert_clean_error(cli("train", override), 2, *needles)
+    assert not (tmp_path / "outputs").exists(), "a config error must stop before any run dir"
+
+
+def test_wrong_type_names_the_expected_type(cli):
+    assert_clean_error(cli("train", "trainer.max_epochs=many"), 2, "trainer.max_epochs", "integer")
+
+
+def test_loss_that_does_not_fit_the_task_is_refused(cli):
+    assert_clean_error(
+        cli("train", "dataset=italy_power", "loss=mse"),
+        2,
+        "loss=mse",
+        "classification",
+        "cross_entropy",
+    )
+
+
+def test_monitor_must_be_reported_by_the_task(cli):
+    assert_clean_error(
+        cli("train", "trainer.monitor=val/acc", "trainer.mode=max"),
+        2,
+        "trainer.monitor=val/acc",
+        "val/rmse",
+    )
+    assert_clean_error(
+        cli("train", "dataset=italy_power", "trainer.monitor=val/acc"),
+        2,
+        "trainer.mode=min",
+        "trainer.mode=max",
+    )
+
+
+def test_required_value_left_missing_is_named(cli):
+    assert_clean_error(cli("train", "dataset=csv_forecast"), 2, "dataset.path", "required")
+
+
+def test_completion_installs_and_completes_subcommands_and_overrides(tmp_path):
+    def query(line: str) -> str:
+        env = cli_env(COMP_LINE=line, COMP_POINT=str(len(line)))
+        return subprocess.run(
+            [str(SCRIPT), "-sc", "query=bash"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    script = subprocess.run(
+        [str(SCRIPT), "-sc", "install=bash"],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        check=True,
+    ).stdout
+    assert "complete" in script and "lstm-train" in script
+    assert query("lstm-train tr").split() == ["train"]
+    assert "optimizer=" in query("lstm-train train optim")
+    assert "optimizer=sgd" in query("lstm-train train optimizer=s")
+    assert "split=" in query("lstm-train evaluate spl")

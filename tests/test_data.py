@@ -1,0 +1,120 @@
+"""Data pieces that are easy to get wrong: scaling, batching order, windows, grouping, time."""
+
+from __future__ import annotations
+
+import torch
+
+from lstm_cli.config.schema import ForecastDatasetConfig, SequenceDatasetConfig
+from lstm_cli.data import load_dataset
+from lstm_cli.data.batching import batch_order
+from lstm_cli.data.forecast import decode_targets
+from lstm_cli.data.scaling import Scaler
+from lstm_cli.data.timeindex import TimeIndex
+
+
+def test_scaler_round_trip_and_constant_columns():
+    values = torch.tensor([[1.0, 5.0], [3.0, 5.0], [5.0, 5.0]], dtype=torch.float64)
+    for kind in ("standard", "minmax", "none"):
+        scaler = Scaler.fit(kind, values)
+        torch.testing.assert_close(scaler.inverse(scaler.transform(values)), values)
+        assert scaler.scale[1] == 1.0  # a constant column is not divided by zero
+    standard = Scaler.fit("standard", values).transform(values)
+    assert abs(float(standard[:, 0].mean())) < 1e-12
+
+
+def test_batch_order_covers_every_sample_once_and_is_seeded():
+    lengths = torch.randint(1, 50, (103,))
+    for bucket in (False, True):
+        first = batch_order(
+            lengths, 10, shuffle=True, bucket=bucket, generator=torch.Generator().manual_seed(3)
+        )
+        again = batch_order(
+            lengths, 10, shuffle=True, bucket=bucket, generator=torch.Generator().manual_seed(3)
+        )
+        assert sorted(torch.cat(first).tolist()) == list(range(103))
+        assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_bucketing_cuts_padding():
+    lengths = torch.randint(1, 100, (1000,))
+    generator = torch.Generator().manual_seed(0)
+
+    def padding(bucket: bool) -> int:
+        batches = batch_order(lengths, 20, shuffle=True, bucket=bucket, generator=generator)
+        return sum(int(lengths[b].max() * len(b) - lengths[b].sum()) for b in batches)
+
+    assert padding(True) < padding(False) / 5
+
+
+def test_forecast_targets_never_cross_their_split(tmp_path):
+    path = tmp_path / "series.csv"
+    path.write_text("t,y\n" + "".join(f"{t},{10 + t}\n" for t in range(60)))
+    config = ForecastDatasetConfig(
+        path=str(path),
+        target="y",
+        window=5,
+        horizon=3,
+        val_size=10,
+        test_size=10,
+        scaler="standard",
+    )
+    data = load_dataset(config, seed=0)
+    to_time = lambda y: data.to_original(y) - 10  # noqa: E731  values are 10 + t
+    for split, low, high in ((data.train, 0, 40), (data.val, 40, 50), (data.test, 50, 60)):
+        targets = to_time(split.take(torch.arange(len(split))).y)
+        assert targets.min() >= low - 1e-6 and targets.max() <= high - 1 + 1e-6
+    assert len(data.train) == 40 - 5 - 3 + 1
+    scaler = data.preprocessing["scaler"]
+    assert abs(scaler["offset"][0] - (10 + 19.5)) < 1e-9, "fitted on the training part only"
+
+
+def test_log_transform_round_trips_to_original_units():
+    state = {
+        "columns": ["y"],
+        "targets": ["y"],
+        "transform": "log",
+        "scaler": {"kind": "standard", "offset": [4.0], "scale": [0.5]},
+    }
+    original = torch.tensor([[112.0], [600.0]], dtype=torch.float64)
+    encoded = (original.log() - 4.0) / 0.5
+    torch.testing.assert_close(decode_targets(encoded, state), original)
+
+
+def test_sequences_of_different_lengths_are_grouped_and_ordered(tmp_path):
+    path = tmp_path / "seq.csv"
+    rows = ["id,step,a,label"]
+    for sequence, length in enumerate([3, 5, 2, 4, 6, 3, 2, 5, 4, 3]):
+        for step in reversed(range(length)):  # rows out of order on purpose
+            rows.append(
+                f"s{sequence},{step},{sequence * 100 + step},{'yes' if sequence % 2 else 'no'}"
+            )
+    path.write_text("\n".join(rows) + "\n")
+    config = SequenceDatasetConfig(
+        path=str(path),
+        id_column="id",
+        step_column="step",
+        features=["a"],
+        scaler="none",
+        val_fraction=0.2,
+        test_fraction=0.2,
+    )
+    data = load_dataset(config, seed=0)
+    assert data.preprocessing["classes"] == ["no", "yes"]
+    everything = [data.train, data.val, data.test]
+    assert sum(len(s) for s in everything) == 10
+    for split in everything:
+        batch = split.take(torch.arange(len(split)))
+        for x, length in zip(batch.x, batch.lengths, strict=True):
+            steps = x[: int(length), 0] % 100
+            assert steps.tolist() == list(range(int(length)))
+            assert float(x[int(length) :].abs().sum()) == 0.0
+
+
+def test_month_stamps_continue_in_months():
+    index = TimeIndex.parse(["1960-10", "1960-11", "1960-12"], "f.csv")
+    assert index.future(3) == ["1961-01", "1961-02", "1961-03"]
+
+
+def test_dates_continue_at_their_usual_step():
+    index = TimeIndex.parse(["2024-02-27", "2024-02-28", "2024-02-29"], "f.csv")
+    assert index.future(2) == ["2024-03-01", "2024-03-02"]

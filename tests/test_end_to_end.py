@@ -1,0 +1,211 @@
+"""train -> evaluate -> predict through the real CLI, and the run directory it leaves."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import ANSI_ESCAPE, SCRIPT, assert_clean_error, cli_env, read_json, run_cli
+
+AIRLINE = Path(__file__).parents[1] / "lstm_cli" / "datasets" / "airline" / "airline.csv"
+ITALY_TEST = Path(__file__).parents[1] / "lstm_cli" / "datasets" / "italy_power" / "test.csv"
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_train_writes_a_complete_run_directory(trained_airline):
+    latest = trained_airline / "outputs" / "train" / "latest"
+    assert latest.is_symlink()
+    run_dir = latest.resolve()
+    for name in (
+        ".hydra/config.yaml",
+        ".hydra/overrides.yaml",
+        "train.log",
+        "metrics.csv",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+        "results.json",
+    ):
+        assert (run_dir / name).is_file(), name
+    epochs = rows(run_dir / "metrics.csv")
+    assert [row["epoch"] for row in epochs] == ["1", "2", "3"]
+    for column in (
+        "train/loss",
+        "val/loss",
+        "val/rmse",
+        "val/mae",
+        "val/mape",
+        "lr",
+        "grad_norm",
+        "clip_rate",
+        "epoch_seconds",
+        "sequences_per_second",
+    ):
+        assert float(epochs[0][column]) >= 0, column
+    results = read_json(run_dir / "results.json")
+    assert results["run_dir"] == str(run_dir)
+    assert results["monitor"] == "val/loss" and 1 <= results["best_epoch"] <= 3
+    assert results["parameters"] > 0 and results["wall_seconds"] > 0
+    assert set(results["test"]) == {"test/loss", "test/rmse", "test/mae", "test/mape"}
+    assert "epoch 3/3" in (run_dir / "train.log").read_text()
+
+
+def test_evaluate_reproduces_the_test_metrics_of_training(trained_airline):
+    result = run_cli("evaluate", "run_dir=outputs/train/latest", cwd=trained_airline)
+    assert result.returncode == 0, result.stderr
+    train_results = read_json(trained_airline / "outputs/train/latest/results.json")
+    evaluated = read_json(trained_airline / "outputs/evaluate/latest/metrics.json")
+    assert evaluated["split"] == "test" and evaluated["samples"] == 25
+    for name, value in train_results["test"].items():
+        assert evaluated["metrics"][name] == pytest.approx(value, rel=1e-6)
+
+
+def test_evaluate_accepts_a_checkpoint_file_and_another_split(trained_airline):
+    checkpoint = trained_airline / "outputs/train/latest/checkpoints/last.pt"
+    result = run_cli("evaluate", f"checkpoint={checkpoint}", "split=val", cwd=trained_airline)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "val/rmse" in read_json(trained_airline / "outputs/evaluate/latest/metrics.json")["metrics"]
+    )
+
+
+def test_predict_forecasts_the_months_after_the_input(trained_airline, tmp_path):
+    history = tmp_path / "history.csv"
+    history.write_text("".join(AIRLINE.read_text().splitlines(keepends=True)[:61]))
+    output = tmp_path / "forecast.csv"
+    result = run_cli(
+        "predict",
+        "run_dir=outputs/train/latest",
+        f"input={history}",
+        f"output={output}",
+        "predict.steps=15",
+        cwd=trained_airline,
+    )
+    assert result.returncode == 0, result.stderr
+    forecast = rows(output)
+    assert [r["month"] for r in forecast[:2]] == ["1954-01", "1954-02"]
+    assert forecast[-1]["month"] == "1955-03" and len(forecast) == 15
+    assert all(50 < float(r["passengers"]) < 2000 for r in forecast)
+
+
+def test_predict_never_overwrites_without_permission(trained_airline, tmp_path):
+    output = tmp_path / "kept.csv"
+    output.write_text("precious\n")
+    args = ("predict", "run_dir=outputs/train/latest", f"input={AIRLINE}", f"output={output}")
+    assert_clean_error(run_cli(*args, cwd=trained_airline), 2, str(output), "predict.overwrite")
+    assert output.read_text() == "precious\n"
+    assert run_cli(*args, "predict.overwrite=true", cwd=trained_airline).returncode == 0
+    assert output.read_text().startswith("month,passengers")
+
+
+def test_output_is_plain_when_not_on_a_terminal(trained_airline):
+    result = run_cli("evaluate", "run_dir=outputs/train/latest", cwd=trained_airline)
+    assert ANSI_ESCAPE not in result.stdout + result.stderr
+    log = (trained_airline / "outputs/train/latest/train.log").read_text()
+    assert ANSI_ESCAPE not in log
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux script for a tty")
+def test_a_terminal_gets_rich_output(tmp_path):
+    command = f"{SCRIPT} train trainer.max_epochs=2 model=tiny"
+    result = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        cwd=tmp_path,
+        env=cli_env(TERM="xterm-256color"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout
+    assert ANSI_ESCAPE in result.stdout and "results" in result.stdout
+
+
+def test_classification_end_to_end(cli, tmp_path):
+    result = cli("train", "dataset=italy_power", "trainer.max_epochs=3", "model=tiny")
+    assert result.returncode == 0, result.stderr
+    test = read_json(tmp_path / "outputs/train/latest/results.json")["test"]
+    assert set(test) == {"test/loss", "test/acc", "test/f1"}
+    assert 0 <= test["test/acc"] <= 1
+    output = tmp_path / "classes.csv"
+    result = cli(
+        "predict", "run_dir=outputs/train/latest", f"input={ITALY_TEST}", f"output={output}"
+    )
+    assert result.returncode == 0, result.stderr
+    predicted = rows(output)
+    assert len(predicted) == 1029
+    assert set(predicted[0]) == {"series_id", "predicted", "p_1", "p_2"}
+    assert float(predicted[0]["p_1"]) + float(predicted[0]["p_2"]) == pytest.approx(1, abs=1e-5)
+
+
+def test_language_model_end_to_end(cli, tmp_path):
+    result = cli(
+        "train", "dataset=kjv", "trainer.max_epochs=1", "model=tiny", "trainer.batch_size=64"
+    )
+    assert result.returncode == 0, result.stderr
+    test = read_json(tmp_path / "outputs/train/latest/results.json")["test"]
+    assert set(test) == {"test/loss", "test/acc", "test/ppl", "test/bpc"}
+    assert test["test/bpc"] < 6.0  # log2 of the 62-symbol vocabulary is 5.95
+    result = cli(
+        "predict", "run_dir=outputs/train/latest", "predict.prompt=And he said", "predict.length=40"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("And he said")
+    written = (tmp_path / "outputs/predict/latest/predictions.txt").read_text()
+    assert written.startswith("And he said") and len(written) == len("And he said") + 40
+
+
+def test_two_trainings_started_together_get_two_directories(tmp_path):
+    args = [str(SCRIPT), "train", "trainer.max_epochs=1", "model=tiny"]
+    jobs = [
+        subprocess.Popen(
+            args, cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    assert all(job.wait(timeout=300) == 0 for job in jobs)
+    runs = [p for p in (tmp_path / "outputs/train").iterdir() if p.name != "latest"]
+    assert len(runs) == 2
+    assert all((run / "results.json").is_file() for run in runs)
+
+
+def test_output_root_setting_moves_every_run(cli, tmp_path):
+    result = cli(
+        "train",
+        "trainer.max_epochs=1",
+        "model=tiny",
+        LSTM_TRAIN_OUTPUT_ROOT=str(tmp_path / "nightly"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "nightly/train/latest/results.json").is_file()
+    result = cli("train", "trainer.max_epochs=1", "model=tiny", "output_root=elsewhere")
+    assert (tmp_path / "elsewhere/train/latest/results.json").is_file()
+
+
+def test_multirun_sweeps_land_in_one_sweep_directory(cli, tmp_path):
+    result = cli("train", "-m", "optimizer=adam,sgd", "trainer.max_epochs=1", "model=tiny")
+    assert result.returncode == 0, result.stderr
+    (sweep,) = (tmp_path / "outputs/multirun").iterdir()
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == [
+        "0_model=tiny,optimizer=adam,trainer.max_epochs=1",
+        "1_model=tiny,optimizer=sgd,trainer.max_epochs=1",
+    ]
+    assert all((sweep / job / "results.json").is_file() for job in jobs)
+
+
+def test_missing_data_file_is_a_data_error(cli, tmp_path):
+    result = cli("train", "dataset=csv_forecast", "dataset.path=nowhere.csv", "dataset.target=y")
+    assert_clean_error(result, 1, "dataset.path=nowhere.csv", "no such file")
+    log = next((tmp_path / "outputs/train").glob("*/train.log")).read_text()
+    assert "Traceback" in log
+
+
+def test_evaluate_without_a_run_is_a_usage_error(cli):
+    assert_clean_error(cli("evaluate"), 2, "run_dir=DIR", "checkpoint=FILE")
+    assert_clean_error(cli("evaluate", "run_dir=missing"), 2, "run_dir=missing")

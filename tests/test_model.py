@@ -1,0 +1,99 @@
+"""The network and losses: padding never changes a result, pooling reads the last real step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lstm_cli.config.schema import CrossEntropyLossConfig, ModelConfig, RegressionLossConfig
+from lstm_cli.losses import build_loss
+from lstm_cli.model import LSTMNetwork, ModelSpec, last_valid_step
+
+
+def network(
+    bidirectional: bool = False,
+    packed: bool = False,
+    per_step: bool = False,
+    token_input: bool = False,
+) -> LSTMNetwork:
+    torch.manual_seed(0)
+    config = ModelConfig(hidden_size=8, num_layers=2, bidirectional=bidirectional, dropout=0.0)
+    spec = ModelSpec.of(
+        config,
+        input_size=5 if token_input else 3,
+        output_size=5,
+        token_input=token_input,
+        per_step=per_step,
+    )
+    return LSTMNetwork(spec, packed=packed).eval()
+
+
+def padded_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """Three sequences of lengths 6, 2 and 4, zero-padded to 6 steps."""
+    torch.manual_seed(1)
+    x = torch.randn(3, 6, 3)
+    lengths = torch.tensor([6, 2, 4])
+    x[1, 2:] = 0
+    x[2, 4:] = 0
+    return x, lengths
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("packed", [False, True])
+def test_padding_does_not_change_the_outputs(bidirectional, packed):
+    model = network(bidirectional=bidirectional, packed=packed)
+    x, lengths = padded_batch()
+    batched = model(x, lengths)
+    for i, length in enumerate(lengths.tolist()):
+        alone = model(x[i : i + 1, :length], lengths[i : i + 1])
+        torch.testing.assert_close(batched[i : i + 1], alone, rtol=1e-5, atol=1e-6)
+
+
+def test_packed_and_padded_paths_agree():
+    x, lengths = padded_batch()
+    torch.testing.assert_close(
+        network(packed=True)(x, lengths), network()(x, lengths), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_padding_does_not_change_the_per_step_loss():
+    model = network(per_step=True, token_input=True)
+    loss_fn = build_loss(CrossEntropyLossConfig(), "language_model")
+    tokens = torch.tensor([[1, 2, 3, 4, 0, 0]])
+    targets = torch.tensor([[2, 3, 4, 1, 3, 3]])
+    padded = loss_fn(model(tokens, torch.tensor([4])), targets, torch.tensor([4]))
+    short = loss_fn(model(tokens[:, :4], torch.tensor([4])), targets[:, :4], torch.tensor([4]))
+    torch.testing.assert_close(padded, short)
+
+
+def test_padding_does_not_change_the_sequence_loss():
+    model = network()
+    loss_fn = build_loss(RegressionLossConfig(name="mse"), "regression")
+    x, lengths = padded_batch()
+    targets = torch.randn(3, 5)
+    batched = loss_fn(model(x, lengths), targets, lengths)
+    alone = torch.stack(
+        [
+            loss_fn(model(x[i : i + 1, :n], lengths[i : i + 1]), targets[i : i + 1], None)
+            for i, n in enumerate(lengths.tolist())
+        ]
+    ).mean()
+    torch.testing.assert_close(batched, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_last_valid_step_reads_each_sequences_own_end():
+    outputs = torch.arange(2 * 4 * 2, dtype=torch.float).view(2, 4, 2)
+    pooled = last_valid_step(outputs, torch.tensor([4, 2]), bidirectional=False)
+    torch.testing.assert_close(pooled, torch.stack([outputs[0, 3], outputs[1, 1]]))
+
+
+def test_last_valid_step_takes_the_backward_half_from_the_first_step():
+    outputs = torch.arange(2 * 3 * 4, dtype=torch.float).view(2, 3, 4)
+    pooled = last_valid_step(outputs, torch.tensor([3, 2]), bidirectional=True)
+    expected = torch.stack(
+        [
+            torch.cat([outputs[0, 2, :2], outputs[0, 0, 2:]]),
+            torch.cat([outputs[1, 1, :2], outputs[1, 0, 2:]]),
+        ]
+    )
+    torch.testing.assert_close(pooled, expected)
