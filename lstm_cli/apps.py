@@ -10,6 +10,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,10 @@ from lstm_cli.paths import config_dir, run_stamp
 
 log = logging.getLogger("lstm_cli")
 
+# Jobs of a multirun sweep that failed in this process; the sweep goes on without them and
+# `lstm_cli.cli` turns a non-empty list into exit code 1 at the end.
+FAILED_JOBS: list[str] = []
+
 OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True)
 
 
@@ -33,6 +38,8 @@ def run_guarded(command: str, cfg: DictConfig) -> Any:
     The full traceback goes to the run's log file. In a multirun sweep a failed job is
     reported and the sweep goes on with the next job.
     """
+    # torch warns at import when numpy is absent; lstm-train does not use numpy.
+    warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
     try:
         module = importlib.import_module(f"lstm_cli.commands.{command}")
         return module.run(cfg)
@@ -48,6 +55,7 @@ def run_guarded(command: str, cfg: DictConfig) -> Any:
         log.error("error: %s", message, exc_info=True, extra={"file_only": True})
         print(f"error: {message}", file=sys.stderr, flush=True)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
+            FAILED_JOBS.append(HydraConfig.get().runtime.output_dir)
             return None
         raise SystemExit(code) from None
 

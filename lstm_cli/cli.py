@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from lstm_cli.errors import EXIT_USAGE
+from lstm_cli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE
 
 SUBCOMMANDS = {
     "train": "train an LSTM on a dataset config; writes a run directory with checkpoints",
@@ -72,11 +72,20 @@ def run_command(command: str, args: list[str]) -> int:
     sys.argv = [sys.argv[0], *args]
     try:
         apps.APPS[command]()
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as err:
         if os.environ.get(USER_FULL_ERROR_ENV) == "1":
             raise
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
+    if apps.FAILED_JOBS:
+        print(
+            f"error: {len(apps.FAILED_JOBS)} sweep job(s) failed: {', '.join(apps.FAILED_JOBS)}",
+            file=sys.stderr,
+        )
+        return EXIT_RUNTIME
     return 0
 
 

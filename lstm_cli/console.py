@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from torch import Tensor
+
 log = logging.getLogger("lstm_cli")
+REFRESH_SECONDS = 0.5
 
 
 class _ConsoleOnly(logging.Filter):
@@ -40,7 +45,13 @@ class Reporter:
             root.removeHandler(handler)
         handler: logging.Handler
         if self.console is not None:
-            handler = RichHandler(console=self.console, show_path=False, markup=False)
+            handler = RichHandler(
+                console=self.console,
+                show_path=False,
+                show_level=False,
+                show_time=False,
+                markup=False,
+            )
         else:
             handler = logging.StreamHandler(sys.stdout)
             handler.setFormatter(logging.Formatter("%(message)s"))
@@ -66,10 +77,14 @@ class Reporter:
         self.console.print(table)
 
     @contextmanager
-    def progress(self, description: str, total: int) -> Iterator[Any]:
-        """A batch progress bar on a terminal; elsewhere a no-op advance function."""
+    def progress(self, description: str, total: int) -> Iterator[Callable[[Tensor], None]]:
+        """A batch progress bar on a terminal; elsewhere a no-op `advance(loss)`.
+
+        The bar shows the running loss, read from the device at most every
+        REFRESH_SECONDS, so the progress display never stalls the training step.
+        """
         if self.console is None:
-            yield lambda **_: None
+            yield lambda loss: None
             return
         columns = (
             TextColumn("{task.description}"),
@@ -80,9 +95,16 @@ class Reporter:
         )
         with Progress(*columns, console=self.console, transient=True) as bar:
             task = bar.add_task(description, total=total, status="")
+            last_refresh = time.monotonic()
 
-            def advance(status: str | None = None) -> None:
-                bar.update(task, advance=1, **({"status": status} if status else {}))
+            def advance(loss: Tensor) -> None:
+                nonlocal last_refresh
+                now = time.monotonic()
+                if now - last_refresh < REFRESH_SECONDS:
+                    bar.advance(task)
+                    return
+                last_refresh = now
+                bar.update(task, advance=1, status=f"loss {float(loss):.4g}")
 
             yield advance
 

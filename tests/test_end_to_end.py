@@ -199,6 +199,16 @@ def test_multirun_sweeps_land_in_one_sweep_directory(cli, tmp_path):
     assert all((sweep / job / "results.json").is_file() for job in jobs)
 
 
+def test_a_failed_sweep_job_is_reported_and_the_sweep_goes_on(cli, tmp_path):
+    result = cli("train", "-m", "trainer.batch_size=0,8", "trainer.max_epochs=1", "model=tiny")
+    assert result.returncode == 1
+    assert "error: trainer.batch_size=0 is out of range" in result.stderr
+    assert "1 sweep job(s) failed" in result.stderr
+    (sweep,) = (tmp_path / "outputs/multirun").iterdir()
+    finished = [job.name for job in sweep.iterdir() if (job / "results.json").is_file()]
+    assert finished == ["1_model=tiny,trainer.batch_size=8,trainer.max_epochs=1"]
+
+
 def test_missing_data_file_is_a_data_error(cli, tmp_path):
     result = cli("train", "dataset=csv_forecast", "dataset.path=nowhere.csv", "dataset.target=y")
     assert_clean_error(result, 1, "dataset.path=nowhere.csv", "no such file")

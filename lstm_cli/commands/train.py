@@ -10,6 +10,7 @@ monitored metric stops improving; finally restore the best weights and score the
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import asdict
 from typing import Any
@@ -193,7 +194,11 @@ def _checkpoint_state(
         "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
         "epoch": epoch,
         "global_step": global_step,
-        "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()},
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "shuffle": shuffle.get_state(),
+        },
         "config": values,
         "task": task,
         "preprocessing": data.preprocessing,
