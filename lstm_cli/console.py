@@ -77,14 +77,14 @@ class Reporter:
         self.console.print(table)
 
     @contextmanager
-    def progress(self, description: str, total: int) -> Iterator[Callable[[Tensor], None]]:
-        """A batch progress bar on a terminal; elsewhere a no-op `advance(loss)`.
+    def progress(self, description: str, total: int) -> Iterator[Callable[[Tensor, int], None]]:
+        """A batch progress bar on a terminal; elsewhere a no-op `advance(loss, sequences)`.
 
-        The bar shows the running loss, read from the device at most every
-        REFRESH_SECONDS, so the progress display never stalls the training step.
+        The bar shows the latest loss and sequences per second, reading the loss from the
+        device at most every REFRESH_SECONDS so the display never stalls the training step.
         """
         if self.console is None:
-            yield lambda loss: None
+            yield lambda loss, sequences: None
             return
         columns = (
             TextColumn("{task.description}"),
@@ -95,16 +95,20 @@ class Reporter:
         )
         with Progress(*columns, console=self.console, transient=True) as bar:
             task = bar.add_task(description, total=total, status="")
-            last_refresh = time.monotonic()
+            started = last_refresh = time.monotonic()
+            seen = 0
 
-            def advance(loss: Tensor) -> None:
-                nonlocal last_refresh
+            def advance(loss: Tensor, sequences: int) -> None:
+                nonlocal last_refresh, seen
+                seen += sequences
                 now = time.monotonic()
                 if now - last_refresh < REFRESH_SECONDS:
                     bar.advance(task)
                     return
                 last_refresh = now
-                bar.update(task, advance=1, status=f"loss {float(loss):.4g}")
+                rate = seen / max(now - started, 1e-9)
+                status = f"loss {float(loss):.4g}  {rate:.0f} seq/s"
+                bar.update(task, advance=1, status=status)
 
             yield advance
 

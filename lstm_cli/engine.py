@@ -42,7 +42,7 @@ def train_epoch(
     bucket: bool,
     generator: torch.Generator,
     device: torch.device,
-    advance: Callable[[Tensor], None],
+    advance: Callable[[Tensor, int], None],
 ) -> EpochStats:
     """One pass over `split` in a freshly shuffled order."""
     model.train()
@@ -61,7 +61,7 @@ def train_epoch(
         grad_norm, clipped = clip_gradients(clip, parameters)
         optimizer.step()
         sums += torch.stack([loss.detach() * len(index), grad_norm, clipped]).double()
-        advance(loss)
+        advance(loss, len(index))
     seconds = time.perf_counter() - started
     loss_sum, norm_sum, clip_count = sums.tolist()
     steps = max(len(order), 1)

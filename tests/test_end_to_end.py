@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -158,6 +159,43 @@ def test_language_model_end_to_end(cli, tmp_path):
     assert result.stdout.startswith("And he said")
     written = (tmp_path / "outputs/predict/latest/predictions.txt").read_text()
     assert written.startswith("And he said") and len(written) == len("And he said") + 40
+
+
+def variable_length_regression(path: Path, count: int, seed: int) -> None:
+    """Sequences of 3 to 12 steps whose label is the sum of their values."""
+    generator = random.Random(seed)
+    lines = ["id,step,value,label"]
+    for sequence in range(count):
+        values = [generator.uniform(-1, 1) for _ in range(generator.randint(3, 12))]
+        total = sum(values)
+        lines += [f"q{sequence},{step},{v:.5f},{total:.5f}" for step, v in enumerate(values)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_variable_length_regression_packed_bucketed_bidirectional(cli, tmp_path):
+    variable_length_regression(tmp_path / "train.csv", 300, seed=1)
+    variable_length_regression(tmp_path / "new.csv", 5, seed=2)
+    result = cli(
+        "train",
+        "dataset=csv_sequences",
+        "dataset.path=train.csv",
+        "dataset.task=regression",
+        "dataset.id_column=id",
+        "dataset.step_column=step",
+        "loss=mse",
+        "data.packed=true",
+        "data.bucket=true",
+        "model.bidirectional=true",
+        "trainer.max_epochs=3",
+    )
+    assert result.returncode == 0, result.stderr
+    test = read_json(tmp_path / "outputs/train/latest/results.json")["test"]
+    assert set(test) == {"test/loss", "test/rmse", "test/mae", "test/mape"}
+    result = cli("predict", "run_dir=outputs/train/latest", "input=new.csv", "output=sums.csv")
+    assert result.returncode == 0, result.stderr
+    predicted = rows(tmp_path / "sums.csv")
+    assert [r["id"] for r in predicted] == [f"q{i}" for i in range(5)]
+    assert all(abs(float(r["predicted"])) < 20 for r in predicted)
 
 
 def test_two_trainings_started_together_get_two_directories(tmp_path):
