@@ -10,7 +10,6 @@ import importlib
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -38,8 +37,6 @@ def run_guarded(command: str, cfg: DictConfig) -> Any:
     The full traceback goes to the run's log file. In a multirun sweep a failed job is
     reported and the sweep goes on with the next job.
     """
-    # torch warns at import when numpy is absent; lstm-train does not use numpy.
-    warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
     try:
         module = importlib.import_module(f"lstm_cli.commands.{command}")
         return module.run(cfg)

@@ -4,18 +4,24 @@ linear head reading either every step (language models) or each sequence's last 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstm_cli.config.schema import ModelConfig
+from lstm_cli.data.splits import PreparedData
 
 
 @dataclass
 class ModelSpec:
-    """Everything needed to rebuild the network from a checkpoint, as plain data."""
+    """Everything needed to rebuild the network from a checkpoint, as plain data.
+
+    `relative_inputs` (forecasting with transform=diff) are input columns, the targets, that
+    the network reads relative to their last observed value; its outputs are changes from
+    that value, added back so that the network still returns levels.
+    """
 
     input_size: int
     output_size: int
@@ -26,12 +32,18 @@ class ModelSpec:
     bidirectional: bool
     dropout: float
     embedding_dim: int
+    relative_inputs: list[int] = field(default_factory=list)
 
     @classmethod
-    def of(
-        cls, cfg: ModelConfig, input_size: int, output_size: int, token_input: bool, per_step: bool
-    ) -> ModelSpec:
-        return cls(input_size, output_size, token_input, per_step, **asdict(cfg))
+    def of(cls, cfg: ModelConfig, data: PreparedData) -> ModelSpec:
+        return cls(
+            input_size=data.input_size,
+            output_size=data.output_size,
+            token_input=data.token_input,
+            per_step=data.task == "language_model",
+            relative_inputs=list(data.relative_inputs),
+            **asdict(cfg),
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,12 +87,22 @@ class LSTMNetwork(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """[B, T(, F)] inputs and [B] lengths -> [B, O] or, per step, [B, T, O]."""
-        inputs = self.embedding(x) if self.embedding is not None else x
+        inputs, anchor = x, None
+        if self.embedding is not None:
+            inputs = self.embedding(x)
+        elif self.spec.relative_inputs:
+            anchor = last_valid_step(x[..., self.spec.relative_inputs], lengths, False)
+            inputs = x.clone()
+            inputs[..., self.spec.relative_inputs] -= anchor.unsqueeze(1)
         outputs = self._run_lstm(inputs, lengths)
         if self.spec.per_step:
             return self.head(self.dropout(outputs))
         pooled = last_valid_step(outputs, lengths, self.spec.bidirectional)
-        return self.head(self.dropout(pooled))
+        predicted = self.head(self.dropout(pooled))
+        if anchor is None:
+            return predicted
+        steps = predicted.view(len(predicted), -1, anchor.shape[1]) + anchor.unsqueeze(1)
+        return steps.flatten(1)
 
     def _run_lstm(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         """Packed when asked, and always when a backward direction would read padding first."""

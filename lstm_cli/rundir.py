@@ -16,18 +16,24 @@ LATEST = "latest"
 
 
 def current_run_dir() -> Path:
-    """This job's directory (Hydra made it); a single run also becomes `<command>/latest`.
+    """This job's directory, which Hydra has made."""
+    from hydra.core.hydra_config import HydraConfig
 
-    Jobs of a multirun sweep are found through the sweep directory instead.
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def mark_latest(run_dir: Path) -> None:
+    """Point `<command>/latest` at this run once it has got going.
+
+    Called only when the inputs have loaded, so a run that fails on bad input leaves the
+    pointer on the previous good run. Jobs of a multirun sweep are left out: they are
+    found through their sweep directory.
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    hydra = HydraConfig.get()
-    run_dir = Path(hydra.runtime.output_dir)
-    if hydra.mode == RunMode.RUN:
+    if HydraConfig.get().mode == RunMode.RUN:
         point_latest(run_dir)
-    return run_dir
 
 
 def point_latest(run_dir: Path) -> None:

@@ -22,10 +22,12 @@ REGRESSION_LOSSES = {"mse", "l1", "huber"}
 
 def task_of_dataset(kind: str, declared_task: str | None) -> Task:
     """The task a dataset kind implies (csv_sequences and npz declare theirs)."""
-    if kind == "csv_forecast":
+    if kind in ("csv_forecast", "sine"):
         return "forecasting"
     if kind == "text":
         return "language_model"
+    if kind == "adding":
+        return "regression"
     if declared_task in ("classification", "regression"):
         return declared_task
     raise ValueError(f"dataset kind {kind!r} has no task")

@@ -19,6 +19,7 @@ NEEDS_PATH = {
     "csv_forecast": ["dataset.path=x.csv", "dataset.target=y"],
     "csv_sequences": ["dataset.path=x.csv"],
     "text": ["dataset.path=x.txt"],
+    "npz": ["dataset.path=x.npz"],
 }
 
 

@@ -111,10 +111,10 @@ def test_sequences_of_different_lengths_are_grouped_and_ordered(tmp_path):
 
 
 def test_month_stamps_continue_in_months():
-    index = TimeIndex.parse(["1960-10", "1960-11", "1960-12"], "f.csv")
+    index = TimeIndex.parse(["1960-10", "1960-11", "1960-12"], "month", str)
     assert index.future(3) == ["1961-01", "1961-02", "1961-03"]
 
 
 def test_dates_continue_at_their_usual_step():
-    index = TimeIndex.parse(["2024-02-27", "2024-02-28", "2024-02-29"], "f.csv")
+    index = TimeIndex.parse(["2024-02-27", "2024-02-28", "2024-02-29"], "day", str)
     assert index.future(2) == ["2024-03-01", "2024-03-02"]

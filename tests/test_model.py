@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 import torch
 
@@ -18,12 +20,12 @@ def network(
 ) -> LSTMNetwork:
     torch.manual_seed(0)
     config = ModelConfig(hidden_size=8, num_layers=2, bidirectional=bidirectional, dropout=0.0)
-    spec = ModelSpec.of(
-        config,
+    spec = ModelSpec(
         input_size=5 if token_input else 3,
         output_size=5,
         token_input=token_input,
         per_step=per_step,
+        **asdict(config),
     )
     return LSTMNetwork(spec, packed=packed).eval()
 

@@ -18,7 +18,7 @@ from lstm_cli.data import load_dataset
 from lstm_cli.engine import evaluate_split
 from lstm_cli.inference import load_trained
 from lstm_cli.losses import build_loss
-from lstm_cli.rundir import checkpoint_path, current_run_dir, write_json_atomic
+from lstm_cli.rundir import checkpoint_path, current_run_dir, mark_latest, write_json_atomic
 from lstm_cli.runtime import resolve_device
 
 log = logging.getLogger("lstm_cli.evaluate")
@@ -50,5 +50,6 @@ def run(cfg: DictConfig) -> dict[str, float]:
             "metrics": metrics,
         },
     )
+    mark_latest(run_dir)
     reporter.table(f"{trained.config.dataset.name} {options.split} split", metrics)
     return metrics

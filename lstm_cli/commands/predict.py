@@ -20,14 +20,14 @@ from lstm_cli.atomic import atomic_file
 from lstm_cli.config.schema import PredictConfig
 from lstm_cli.config.validate import build, resolve
 from lstm_cli.data import forecast as forecast_data
-from lstm_cli.data import sequences, text
+from lstm_cli.data import npz, sequences, text
 from lstm_cli.data.files import CsvTable
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import SequenceSplit
 from lstm_cli.engine import predict_outputs
 from lstm_cli.errors import ConfigError, DataError
 from lstm_cli.inference import TrainedModel, forecast, generate_text, load_trained
-from lstm_cli.rundir import checkpoint_path, current_run_dir
+from lstm_cli.rundir import checkpoint_path, current_run_dir, mark_latest
 from lstm_cli.runtime import resolve_device
 
 log = logging.getLogger("lstm_cli.predict")
@@ -55,15 +55,14 @@ def run(cfg: DictConfig) -> str:
         _write_rows(output, _forecast_rows(trained, options, input_path))
     else:
         _write_rows(output, _sequence_rows(trained, options, input_path, device))
+    mark_latest(run_dir)
     log.info("predictions written to %s", output)
     return str(output)
 
 
 def _forecast_rows(trained: TrainedModel, options: PredictConfig, path: Path) -> list[dict]:
     state = trained.preprocessing
-    values, stamps = forecast_data.read_series(
-        path, state["columns"], state["time_column"], "input"
-    )
+    values, stamps = forecast_data.read_series(path, state, "input")
     window, horizon = state["window"], state["horizon"]
     if len(values) < window:
         raise DataError(f"{path}: {len(values)} time steps, but the model reads {window}")
@@ -92,12 +91,17 @@ def _sequence_rows(
     trained: TrainedModel, options: PredictConfig, path: Path, device: torch.device
 ) -> list[dict]:
     state = trained.preprocessing
-    raw = sequences.read_sequences(CsvTable.read(path), state, need_labels=False)
+    if state["kind"] == "npz":
+        raw = npz.read_npz(path, need_labels=False, features=len(state["features"]))
+    else:
+        raw = sequences.read_sequences(CsvTable.read(path), state, need_labels=False)
+    if raw.labels is not None and state["classes"] is not None:
+        sequences.encode_labels(raw.labels, state, raw.source, raw.ids)
     split = SequenceSplit(
         sequences.scale_features(raw, state), raw.lengths, torch.zeros(len(raw.ids))
     )
     outputs = predict_outputs(trained.model, split, options.batch_size, device)
-    id_key = state["id_column"]
+    id_key = state.get("id_column", "index")
     if trained.task == "regression":
         values = Scaler(**state["target_scaler"]).inverse(outputs.double()).squeeze(1)
         return [

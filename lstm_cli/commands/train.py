@@ -30,7 +30,7 @@ from lstm_cli.engine import evaluate_split, train_epoch
 from lstm_cli.losses import build_loss
 from lstm_cli.model import LSTMNetwork, ModelSpec
 from lstm_cli.optim import build_optimizer, build_scheduler, step_scheduler
-from lstm_cli.rundir import MetricsLog, current_run_dir, write_json_atomic
+from lstm_cli.rundir import MetricsLog, current_run_dir, mark_latest, write_json_atomic
 from lstm_cli.runtime import resolve_device, seed_everything, set_threads
 
 log = logging.getLogger("lstm_cli.train")
@@ -48,13 +48,7 @@ def run(cfg: DictConfig) -> float:
     seed_everything(trainer.seed)
 
     data = load_dataset(config.dataset, trainer.seed)
-    spec = ModelSpec.of(
-        config.model,
-        data.input_size,
-        data.output_size,
-        data.token_input,
-        per_step=task == "language_model",
-    )
+    spec = ModelSpec.of(config.model, data)
     model = LSTMNetwork(spec, packed=config.data.packed).to(device)
     optimizer = build_optimizer(config.optimizer, model.parameters())
     scheduler = build_scheduler(config.scheduler, optimizer, trainer.max_epochs, trainer.mode)
@@ -62,6 +56,7 @@ def run(cfg: DictConfig) -> float:
     shuffle = torch.Generator().manual_seed(trainer.seed)
     parameter_count = sum(p.numel() for p in model.parameters())
     run_dir = current_run_dir()
+    mark_latest(run_dir)
     log.info("run directory: %s", run_dir)
     reporter.table("data", _data_summary(config.dataset.name, data))
     reporter.table(

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from lstm_cli.config.schema import ForecastDatasetConfig, SGDConfig, TrainConfig
+from lstm_cli.config.schema import (
+    ForecastDatasetConfig,
+    SGDConfig,
+    SineDatasetConfig,
+    TrainConfig,
+)
 from lstm_cli.config.validate import build
 from lstm_cli.errors import ConfigError
 from lstm_cli.tasks import HIGHER_IS_BETTER, METRICS, Task, losses_for, task_of_dataset
@@ -20,7 +25,7 @@ def validate_train_config(values: dict[str, Any]) -> tuple[TrainConfig, Task]:
             f" use one of: {', '.join(sorted(losses_for(task)))}"
         )
     check_monitor(cfg.trainer.monitor, cfg.trainer.mode, task)
-    if isinstance(cfg.dataset, ForecastDatasetConfig):
+    if isinstance(cfg.dataset, ForecastDatasetConfig | SineDatasetConfig):
         for key in ("val_size", "test_size"):
             if getattr(cfg.dataset, key) < cfg.dataset.horizon:
                 raise ConfigError(

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Scaler = Literal["standard", "minmax", "none"]
+Transform = Literal["none", "log", "diff"]
+Missing = Literal["error", "drop", "ffill"]
 
 
 def bounded(default: Any, **bounds: float) -> Any:
@@ -162,7 +164,8 @@ class ForecastDatasetConfig:
     val_size: int = bounded(12, ge=1)
     test_size: int = bounded(12, ge=1)
     scaler: Scaler = "standard"
-    transform: Literal["none", "log"] = "none"
+    transform: Transform | list[Literal["log", "diff"]] = "none"
+    missing: Missing = "error"
 
 
 @dataclass
@@ -179,6 +182,7 @@ class SequenceDatasetConfig:
     val_fraction: float = bounded(0.2, gt=0.0, lt=1.0)
     test_fraction: float = bounded(0.2, gt=0.0, lt=1.0)
     scaler: Scaler = "standard"
+    missing: Missing = "error"
 
 
 @dataclass
@@ -193,10 +197,52 @@ class TextDatasetConfig:
     seq_len: int = bounded(100, ge=2)
 
 
+@dataclass
+class NpzDatasetConfig:
+    kind: Literal["npz"] = "npz"
+    name: str = "npz"
+    path: str = ""
+    test_path: str | None = None
+    task: Literal["classification", "regression"] = "classification"
+    val_fraction: float = bounded(0.2, gt=0.0, lt=1.0)
+    test_fraction: float = bounded(0.2, gt=0.0, lt=1.0)
+    scaler: Scaler = "standard"
+
+
+@dataclass
+class SineDatasetConfig:
+    kind: Literal["sine"] = "sine"
+    name: str = "sine"
+    length: int = bounded(2000, ge=10)
+    period: float = bounded(50.0, gt=0.0)
+    noise: float = bounded(0.1, ge=0.0)
+    window: int = bounded(50, ge=1)
+    horizon: int = bounded(10, ge=1)
+    val_size: int = bounded(200, ge=1)
+    test_size: int = bounded(200, ge=1)
+    scaler: Scaler = "standard"
+    transform: Transform | list[Literal["log", "diff"]] = "none"
+    seed: int = bounded(0, ge=0)
+
+
+@dataclass
+class AddingDatasetConfig:
+    kind: Literal["adding"] = "adding"
+    name: str = "adding"
+    seq_len: int = bounded(100, ge=2)
+    train_size: int = bounded(10000, ge=10)
+    val_size: int = bounded(1000, ge=1)
+    test_size: int = bounded(1000, ge=1)
+    seed: int = bounded(0, ge=0)
+
+
 DATASETS: dict[str, type] = {
     "csv_forecast": ForecastDatasetConfig,
     "csv_sequences": SequenceDatasetConfig,
     "text": TextDatasetConfig,
+    "npz": NpzDatasetConfig,
+    "sine": SineDatasetConfig,
+    "adding": AddingDatasetConfig,
 }
 
 

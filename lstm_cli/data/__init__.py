@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from lstm_cli.config.schema import (
+    AddingDatasetConfig,
     ForecastDatasetConfig,
+    NpzDatasetConfig,
     SequenceDatasetConfig,
+    SineDatasetConfig,
     TextDatasetConfig,
 )
-from lstm_cli.data import forecast, sequences, text
+from lstm_cli.data import forecast, generated, npz, sequences, text
 from lstm_cli.data.splits import PreparedData
 
 
@@ -25,4 +28,10 @@ def load_dataset(cfg: Any, seed: int, fitted: dict[str, Any] | None = None) -> P
         return sequences.prepare(cfg, fitted, seed)
     if isinstance(cfg, TextDatasetConfig):
         return text.prepare(cfg, fitted)
+    if isinstance(cfg, NpzDatasetConfig):
+        return npz.prepare(cfg, fitted, seed)
+    if isinstance(cfg, SineDatasetConfig):
+        return generated.sine(cfg, fitted)
+    if isinstance(cfg, AddingDatasetConfig):
+        return generated.adding(cfg, fitted)
     raise TypeError(f"no loader for {type(cfg).__name__}")

@@ -11,6 +11,7 @@ from lstm_cli.errors import DataError
 from lstm_cli.paths import EMBEDDED_DATA_DIR
 
 EMBEDDED_PREFIX = "embedded:"
+MISSING_TEXT = {"", "nan", "na", "n/a", "null", "none"}
 
 
 def resolve_path(spec: str, key: str) -> Path:
@@ -28,33 +29,48 @@ def resolve_path(spec: str, key: str) -> Path:
 
 @dataclass
 class CsvTable:
-    """A CSV file held as a header and rows of strings; line numbers are 1-based in errors."""
+    """A CSV file held as a header and rows of strings, with each row's line in the file."""
 
     path: Path
     header: list[str]
     rows: list[list[str]]
+    lines: list[int]
 
     @classmethod
     def read(cls, path: Path) -> CsvTable:
+        rows, lines = [], []
         try:
             with path.open(newline="", encoding="utf-8") as handle:
-                records = list(csv.reader(handle))
+                reader = csv.reader(handle)
+                for record in reader:
+                    if record:
+                        rows.append(record)
+                        lines.append(reader.line_num)
         except UnicodeDecodeError as err:
             raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
         except csv.Error as err:
             raise DataError(f"{path}: not a readable CSV file ({err})") from err
-        records = [r for r in records if r]
-        if not records:
+        if not rows:
             raise DataError(f"{path}: the file is empty")
-        header = [name.strip() for name in records[0]]
-        if len(records) < 2:
+        header = [name.strip() for name in rows[0]]
+        if len(rows) < 2:
             raise DataError(f"{path}: has a header but no data rows")
-        for offset, row in enumerate(records[1:], start=2):
+        for line, row in zip(lines[1:], rows[1:], strict=True):
             if len(row) != len(header):
                 raise DataError(
-                    f"{path}, line {offset}: {len(row)} fields where the header has {len(header)}"
+                    f"{path}, line {line}: {len(row)} fields where the header has {len(header)}"
                 )
-        return cls(path, header, records[1:])
+        return cls(path, header, rows[1:], lines[1:])
+
+    def keep(self, mask: list[bool]) -> CsvTable:
+        """The same table with only the rows where `mask` is true (line numbers kept)."""
+        if not any(mask):
+            raise DataError(f"{self.path}: no rows left after dropping rows with missing values")
+        pairs = [(row, line) for row, line, k in zip(self.rows, self.lines, mask, strict=True) if k]
+        return CsvTable(self.path, self.header, [r for r, _ in pairs], [n for _, n in pairs])
+
+    def where(self, row: int) -> str:
+        return f"{self.path}, line {self.lines[row]}"
 
     def index(self, column: str, key: str) -> int:
         """Position of `column`; a missing one is reported with the columns that exist."""
@@ -69,22 +85,31 @@ class CsvTable:
         position = self.index(column, key)
         return [row[position].strip() for row in self.rows]
 
-    def numbers(self, column: str, key: str) -> list[float]:
-        """A numeric column; a non-number, NaN or infinity names its line and column."""
+    def numbers(self, column: str, key: str, missing_ok: bool = False) -> list[float]:
+        """A numeric column; text that is not a number names its line and column.
+
+        Missing cells (empty, NaN, NA, infinite) are NaN when `missing_ok`, else an error.
+        """
         position = self.index(column, key)
         values = []
-        for line, row in enumerate(self.rows, start=2):
+        for line, row in zip(self.lines, self.rows, strict=True):
             text = row[position].strip()
-            try:
-                value = float(text)
-            except ValueError:
-                raise DataError(
-                    f"{self.path}, line {line}, column {column!r}: {text!r} is not a number"
-                ) from None
+            if text.lower() in MISSING_TEXT:
+                value = math.nan
+            else:
+                try:
+                    value = float(text)
+                except ValueError:
+                    raise DataError(
+                        f"{self.path}, line {line}, column {column!r}: {text!r} is not a number"
+                    ) from None
             if not math.isfinite(value):
-                raise DataError(
-                    f"{self.path}, line {line}, column {column!r}: {text} is not a finite number"
-                )
+                if not missing_ok:
+                    raise DataError(
+                        f"{self.path}, line {line}, column {column!r}: missing or infinite value"
+                        f" {text!r} (set dataset.missing=drop or ffill to accept it)"
+                    )
+                value = math.nan
             values.append(value)
         return values
 

@@ -2,11 +2,13 @@
 
 The last `test_size` steps are the test part and the `val_size` before them validation;
 a sample belongs to the part its targets fall in (its inputs may reach back, as they would
-at forecast time). The transform and the scaler are fitted on the training part only.
+at forecast time). The log transform and the scaler are fitted on the training part only.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,40 +16,61 @@ from torch import Tensor
 
 from lstm_cli.config.schema import ForecastDatasetConfig
 from lstm_cli.data.files import CsvTable, resolve_path
+from lstm_cli.data.missing import forward_fill, read_columns
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import PreparedData, WindowSplit
 from lstm_cli.data.timeindex import TimeIndex
 from lstm_cli.errors import DataError
 
 
-def target_columns(cfg: ForecastDatasetConfig) -> list[str]:
-    targets = [cfg.target] if isinstance(cfg.target, str) else list(cfg.target or [])
+@dataclass
+class Windowing:
+    """How a series is cut into samples and split, whatever produced the series."""
+
+    window: int
+    horizon: int
+    val_size: int
+    test_size: int
+    scaler: str
+    transform: list[str]
+
+
+def target_columns(target: Any) -> list[str]:
+    targets = [target] if isinstance(target, str) else list(target or [])
     if not targets or not all(isinstance(t, str) for t in targets):
-        raise DataError(f"dataset.target={cfg.target!r}: name one column or a list of columns")
+        raise DataError(f"dataset.target={target!r}: name one column or a list of columns")
     return targets
 
 
-def read_series(
-    path: Any, columns: list[str], time_column: str | None, key: str
-) -> tuple[Tensor, TimeIndex | None]:
-    """The named columns of a CSV as a [steps, columns] tensor, and its time stamps."""
-    table = CsvTable.read(path)
-    values = torch.tensor([table.numbers(c, key) for c in columns], dtype=torch.float64).T
+def transforms(transform: str | list[str]) -> list[str]:
+    """`transform` as a list: none -> [], log -> [log], [log, diff] stays."""
+    named = [transform] if isinstance(transform, str) else list(transform)
+    return [name for name in named if name != "none"]
+
+
+def read_series(path: Path, state: dict[str, Any], key: str) -> tuple[Tensor, TimeIndex | None]:
+    """The state's columns of a CSV as a [steps, columns] tensor, and its time stamps."""
+    table, values = read_columns(CsvTable.read(path), state["columns"], key, state["missing"])
+    values = forward_fill(values, table.where)
     stamps = None
-    if time_column:
-        where = f"{path}, column {time_column!r}"
-        stamps = TimeIndex.parse(table.strings(time_column, "dataset.time_column"), where)
+    column = state["time_column"]
+    if column:
+        stamps = TimeIndex.parse(table.strings(column, "dataset.time_column"), column, table.where)
     return values, stamps
 
 
 def encode(values: Tensor, state: dict[str, Any], where: str) -> Tensor:
-    """Raw values -> model units: the transform, then the fitted scaler."""
-    if state["transform"] == "log":
+    """Raw values -> model units: the log transform if asked, then the fitted scaler.
+
+    (`diff` is not applied here: the network differences its own inputs, see
+    `ModelSpec.relative_inputs`, so its outputs stay in level units.)
+    """
+    if "log" in state["transform"]:
         bad = (values <= 0).nonzero()
         if len(bad):
             step, column = bad[0].tolist()
             raise DataError(
-                f"{where}, line {step + 2}, column {state['columns'][column]!r}: transform=log"
+                f"{where}, step {step + 1}, column {state['columns'][column]!r}: transform=log"
                 f" needs positive values, got {values[step, column].item():g}"
             )
         values = values.log()
@@ -58,62 +81,76 @@ def decode_targets(targets: Tensor, state: dict[str, Any]) -> Tensor:
     """Model units -> original units for target values [..., n_targets]."""
     target_index = [state["columns"].index(t) for t in state["targets"]]
     values = Scaler(**state["scaler"]).select(target_index).inverse(targets)
-    return values.exp() if state["transform"] == "log" else values
+    return values.exp() if "log" in state["transform"] else values
 
 
 def prepare(cfg: ForecastDatasetConfig, fitted: dict[str, Any] | None) -> PreparedData:
-    """Read, split, fit (unless `fitted` preprocessing is given) and window the series."""
-    targets = target_columns(cfg)
-    columns = targets + [c for c in cfg.covariates if c not in targets]
-    path = resolve_path(cfg.path, "dataset.path")
-    values, _stamps = read_series(path, columns, cfg.time_column, "dataset.target")
-    steps = len(values)
-    train_end = steps - cfg.test_size - cfg.val_size
-    if train_end < cfg.window + cfg.horizon:
-        raise DataError(
-            f"{path}: {steps} time steps are too few for window={cfg.window} +"
-            f" horizon={cfg.horizon} of training plus val_size={cfg.val_size} and"
-            f" test_size={cfg.test_size}"
-        )
+    """Read the CSV named by the config and window it (see `prepare_series`)."""
+    targets = target_columns(cfg.target)
     state = fitted or {
         "kind": "csv_forecast",
-        "columns": columns,
+        "columns": targets + [c for c in cfg.covariates if c not in targets],
         "targets": targets,
         "time_column": cfg.time_column,
-        "window": cfg.window,
-        "horizon": cfg.horizon,
-        "transform": cfg.transform,
-        "scaler": {"kind": "none", "offset": [0.0] * len(columns), "scale": [1.0] * len(columns)},
+        "missing": cfg.missing,
     }
-    if fitted is None:
-        train_part = encode(values[:train_end], state, str(path))
-        state["scaler"] = Scaler.fit(cfg.scaler, train_part).to_dict()
-    series = encode(values, state, str(path)).float()
-    target_index = [columns.index(t) for t in targets]
+    path = resolve_path(cfg.path, "dataset.path")
+    values, _ = read_series(path, state, "dataset.target")
+    windowing = Windowing(
+        cfg.window, cfg.horizon, cfg.val_size, cfg.test_size, cfg.scaler, transforms(cfg.transform)
+    )
+    return prepare_series(values, state, windowing, str(path), fitted is not None)
+
+
+def prepare_series(
+    values: Tensor, state: dict[str, Any], cut: Windowing, where: str, fitted: bool
+) -> PreparedData:
+    """Split a [steps, columns] series three ways, fit the preprocessing, make the windows."""
+    steps = len(values)
+    train_end = steps - cut.test_size - cut.val_size
+    if train_end < cut.window + cut.horizon:
+        raise DataError(
+            f"{where}: {steps} time steps are too few for window={cut.window} +"
+            f" horizon={cut.horizon} of training plus val_size={cut.val_size} and"
+            f" test_size={cut.test_size}"
+        )
+    if not fitted:
+        state |= {"window": cut.window, "horizon": cut.horizon, "transform": cut.transform}
+        state["scaler"] = Scaler(
+            kind="none", offset=[0.0] * values.shape[1], scale=[1.0] * values.shape[1]
+        ).to_dict()
+        train_part = encode(values[:train_end], state, where)
+        state["scaler"] = Scaler.fit(cut.scaler, train_part).to_dict()
+    series = encode(values, state, where).float()
+    target_index = [state["columns"].index(t) for t in state["targets"]]
+    window, horizon = state["window"], state["horizon"]
 
     def windows(first_target: int, last_target: int) -> WindowSplit:
-        first_start = max(first_target - cfg.window, 0)
-        last_start = last_target - cfg.window - cfg.horizon
+        first_start = max(first_target - window, 0)
+        last_start = last_target - window - horizon
         return WindowSplit(
             inputs=series,
             targets=series[:, target_index],
             starts=torch.arange(first_start, last_start + 1),
-            window=cfg.window,
-            target_offset=cfg.window,
-            target_length=cfg.horizon,
+            window=window,
+            target_offset=window,
+            target_length=horizon,
             flatten_targets=True,
         )
+
+    def to_original(y: Tensor) -> Tensor:
+        per_step = y.reshape(len(y), -1, len(target_index))
+        return decode_targets(per_step, state).reshape(len(y), -1)
 
     return PreparedData(
         task="forecasting",
         train=windows(0, train_end),
-        val=windows(train_end, train_end + cfg.val_size),
-        test=windows(steps - cfg.test_size, steps),
-        input_size=len(columns),
-        output_size=cfg.horizon * len(targets),
+        val=windows(train_end, train_end + cut.val_size),
+        test=windows(steps - cut.test_size, steps),
+        input_size=values.shape[1],
+        output_size=horizon * len(target_index),
         token_input=False,
         preprocessing=state,
-        to_original=lambda y: decode_targets(y.reshape(len(y), -1, len(targets)), state).reshape(
-            len(y), -1
-        ),
+        to_original=to_original,
+        relative_inputs=target_index if "diff" in state["transform"] else [],
     )

@@ -9,7 +9,6 @@ statistics of the training sequences' valid steps only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,6 +16,7 @@ from torch import Tensor
 
 from lstm_cli.config.schema import SequenceDatasetConfig
 from lstm_cli.data.files import CsvTable, resolve_path
+from lstm_cli.data.missing import forward_fill, read_columns
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import PreparedData, SequenceSplit
 from lstm_cli.errors import DataError
@@ -24,20 +24,22 @@ from lstm_cli.errors import DataError
 
 @dataclass
 class RawSequences:
-    """Sequences as read: padded features [N, T, F], lengths [N], ids and raw labels."""
+    """Sequences as read: padded features [N, T, F], lengths [N], ids, raw labels, source."""
 
     x: Tensor
     lengths: Tensor
     ids: list[str]
     labels: list[str] | None
+    source: str
 
 
 def read_sequences(table: CsvTable, state: dict[str, Any], need_labels: bool) -> RawSequences:
-    """Group the rows of a long-format CSV into padded sequences, without a per-row tensor op."""
+    """Group the rows of a long-format CSV into padded sequences, without a per-row tensor op.
+
+    Missing feature cells follow `state["missing"]`; ffill never fills across sequences.
+    """
+    table, values = read_columns(table, state["features"], "dataset.features", state["missing"])
     row_ids = table.strings(state["id_column"], "dataset.id_column")
-    values = torch.tensor(
-        [table.numbers(f, "dataset.features") for f in state["features"]], dtype=torch.float64
-    ).T
     first_row: dict[str, int] = {}
     for row, sequence_id in enumerate(row_ids):
         first_row.setdefault(sequence_id, row)
@@ -52,50 +54,60 @@ def read_sequences(table: CsvTable, state: dict[str, Any], need_labels: bool) ->
     lengths = torch.bincount(sequence_of_row, minlength=len(ids))
     group_start = torch.cumsum(lengths, 0) - lengths
     sorted_sequence = sequence_of_row[order]
+    ordered = forward_fill(
+        values[order], lambda row: table.where(int(order[row])), group_start[sorted_sequence]
+    )
     position = torch.arange(len(order)) - group_start[sorted_sequence]
     x = torch.zeros(len(ids), int(lengths.max()), len(state["features"]), dtype=torch.float64)
-    x[sorted_sequence, position] = values[order]
+    x[sorted_sequence, position] = ordered
     labels = None
     if need_labels or state["label_column"] in table.header:
         labels = _one_label_per_sequence(table, state["label_column"], row_ids, first_row)
-    return RawSequences(x, lengths, ids, labels)
+    return RawSequences(x, lengths, ids, labels, str(table.path))
 
 
 def _one_label_per_sequence(
     table: CsvTable, column: str, row_ids: list[str], first_row: dict[str, int]
 ) -> list[str]:
     labels = table.strings(column, "dataset.label_column")
-    for line, (sequence_id, label) in enumerate(zip(row_ids, labels, strict=True), start=2):
+    for row, (sequence_id, label) in enumerate(zip(row_ids, labels, strict=True)):
         expected = labels[first_row[sequence_id]]
         if label != expected:
             raise DataError(
-                f"{table.path}, line {line}, column {column!r}: sequence {sequence_id!r} has"
+                f"{table.where(row)}, column {column!r}: sequence {sequence_id!r} has"
                 f" label {label!r} here but {expected!r} on its first row"
             )
     return [labels[row] for row in first_row.values()]
 
 
-def class_names(labels: list[str], path: Path) -> list[str]:
+def class_names(labels: list[str], where: str) -> list[str]:
     """Sorted class names (numerically when they are numbers); one class is an error."""
     names = sorted(set(labels), key=lambda n: (0, float(n), n) if _is_number(n) else (1, 0, n))
     if len(names) < 2:
-        raise DataError(f"{path}: every sequence has label {names[0]!r}; need at least 2 classes")
+        raise DataError(f"{where}: every sequence has label {names[0]!r}; need at least 2 classes")
     return names
 
 
-def encode_labels(labels: list[str], state: dict[str, Any], path: Path) -> Tensor:
+def encode_labels(labels: list[str], state: dict[str, Any], where: str, ids: list[str]) -> Tensor:
     """Labels -> class ids (classification) or scaled values (regression)."""
     if state["task"] == "classification":
         known = {name: i for i, name in enumerate(state["classes"])}
-        unknown = next((label for label in labels if label not in known), None)
-        if unknown is not None:
-            raise DataError(f"{path}: label {unknown!r} was never seen in training")
+        for sequence_id, label in zip(ids, labels, strict=True):
+            if label not in known:
+                raise DataError(
+                    f"{where}, sequence {sequence_id!r}, column {state['label_column']!r}:"
+                    f" class {label!r} was never seen in training"
+                    f" (classes: {', '.join(state['classes'])})"
+                )
         return torch.tensor([known[label] for label in labels])
     try:
         numbers = torch.tensor([float(label) for label in labels], dtype=torch.float64)
     except ValueError:
-        bad = next(label for label in labels if not _is_number(label))
-        raise DataError(f"{path}: regression label {bad!r} is not a number") from None
+        bad = next(i for i, label in enumerate(labels) if not _is_number(label))
+        raise DataError(
+            f"{where}, sequence {ids[bad]!r}, column {state['label_column']!r}:"
+            f" regression label {labels[bad]!r} is not a number"
+        ) from None
     return Scaler(**state["target_scaler"]).transform(numbers.unsqueeze(1)).float()
 
 
@@ -125,49 +137,70 @@ def stratified_split(
     return torch.cat(kept).sort().values, torch.cat(held).sort().values
 
 
+@dataclass
+class SplitPlan:
+    """How labelled sequences are split (stratified for classes) and scaled."""
+
+    task: str
+    val_fraction: float
+    test_fraction: float
+    scaler: str
+
+
 def prepare(cfg: SequenceDatasetConfig, fitted: dict[str, Any] | None, seed: int) -> PreparedData:
-    path = resolve_path(cfg.path, "dataset.path")
-    table = CsvTable.read(path)
+    table = CsvTable.read(resolve_path(cfg.path, "dataset.path"))
     state = fitted or _new_state(cfg, table)
     raw = read_sequences(table, state, need_labels=True)
-    classification = cfg.task == "classification"
-    if fitted is None and classification:
-        state["classes"] = class_names(raw.labels, path)
-    generator = torch.Generator().manual_seed(seed)
+    test_raw = None
     if cfg.test_path:
-        test_path = resolve_path(cfg.test_path, "dataset.test_path")
-        test_raw = read_sequences(CsvTable.read(test_path), state, need_labels=True)
-        train_index = torch.arange(len(raw.ids))
-    else:
-        test_raw = raw
+        test_table = CsvTable.read(resolve_path(cfg.test_path, "dataset.test_path"))
+        test_raw = read_sequences(test_table, state, need_labels=True)
+    plan = SplitPlan(cfg.task, cfg.val_fraction, cfg.test_fraction, cfg.scaler)
+    return prepare_labelled(raw, test_raw, state, plan, fitted is not None, seed)
+
+
+def prepare_labelled(
+    raw: RawSequences,
+    test_raw: RawSequences | None,
+    state: dict[str, Any],
+    plan: SplitPlan,
+    fitted: bool,
+    seed: int,
+) -> PreparedData:
+    """Split labelled sequences into train/val (and test, without `test_raw`), fit, encode."""
+    classification = plan.task == "classification"
+    if not fitted and classification:
+        state["classes"] = class_names(raw.labels, raw.source)
+    generator = torch.Generator().manual_seed(seed)
+    train_index = torch.arange(len(raw.ids))
+    if test_raw is None:
         provisional = _provisional_labels(raw.labels, classification)
         train_index, test_index = stratified_split(
-            provisional, cfg.test_fraction, classification, generator
+            provisional, plan.test_fraction, classification, generator
         )
     provisional = _provisional_labels([raw.labels[i] for i in train_index], classification)
     fit_index, val_index = stratified_split(
-        provisional, cfg.val_fraction, classification, generator
+        provisional, plan.val_fraction, classification, generator
     )
     fit_index, val_index = train_index[fit_index], train_index[val_index]
-    if fitted is None:
-        _fit_scalers(cfg, state, raw, fit_index)
-    x, y = scale_features(raw, state), encode_labels(raw.labels, state, path)
-    if cfg.test_path:
-        test_y = encode_labels(test_raw.labels, state, test_path)
-        test = SequenceSplit(scale_features(test_raw, state), test_raw.lengths, test_y)
-    else:
+    if not fitted:
+        _fit_scalers(plan, state, raw, fit_index)
+    x, y = scale_features(raw, state), encode_labels(raw.labels, state, raw.source, raw.ids)
+    if test_raw is None:
         test = SequenceSplit(x[test_index], raw.lengths[test_index], y[test_index])
-    target_scaler = Scaler(**state["target_scaler"])
+    else:
+        test_y = encode_labels(test_raw.labels, state, test_raw.source, test_raw.ids)
+        test = SequenceSplit(scale_features(test_raw, state), test_raw.lengths, test_y)
     return PreparedData(
-        task=cfg.task,
+        task=plan.task,
         train=SequenceSplit(x[fit_index], raw.lengths[fit_index], y[fit_index]),
         val=SequenceSplit(x[val_index], raw.lengths[val_index], y[val_index]),
         test=test,
-        input_size=len(state["features"]),
+        input_size=raw.x.shape[2],
         output_size=len(state["classes"]) if classification else 1,
         token_input=False,
         preprocessing=state,
-        to_original=None if classification else target_scaler.inverse,
+        to_original=None if classification else Scaler(**state["target_scaler"]).inverse,
     )
 
 
@@ -185,6 +218,7 @@ def _new_state(cfg: SequenceDatasetConfig, table: CsvTable) -> dict[str, Any]:
         "id_column": cfg.id_column,
         "step_column": cfg.step_column,
         "label_column": cfg.label_column,
+        "missing": cfg.missing,
         "classes": None,
         "scaler": None,
         "target_scaler": {"kind": "none", "offset": [0.0], "scale": [1.0]},
@@ -200,14 +234,17 @@ def _provisional_labels(labels: list[str], classification: bool) -> Tensor:
 
 
 def _fit_scalers(
-    cfg: SequenceDatasetConfig, state: dict[str, Any], raw: RawSequences, fit_index: Tensor
+    plan: SplitPlan, state: dict[str, Any], raw: RawSequences, fit_index: Tensor
 ) -> None:
+    """Feature statistics over the training sequences' real steps, never their padding."""
     mask = torch.arange(raw.x.shape[1]) < raw.lengths[fit_index].unsqueeze(1)
     valid_steps = raw.x[fit_index][mask]
-    state["scaler"] = Scaler.fit(cfg.scaler, valid_steps).to_dict()
-    if cfg.task == "regression":
-        numbers = encode_labels([raw.labels[i] for i in fit_index], state, Path(cfg.path))
-        state["target_scaler"] = Scaler.fit(cfg.scaler, numbers.double()).to_dict()
+    state["scaler"] = Scaler.fit(plan.scaler, valid_steps).to_dict()
+    if plan.task == "regression":
+        fit_labels = [raw.labels[i] for i in fit_index]
+        fit_ids = [raw.ids[i] for i in fit_index]
+        numbers = encode_labels(fit_labels, state, raw.source, fit_ids)
+        state["target_scaler"] = Scaler.fit(plan.scaler, numbers.double()).to_dict()
 
 
 def _is_number(text: str) -> bool:

@@ -110,6 +110,7 @@ class PreparedData:
     `preprocessing` is plain data (lists, numbers, strings) stored in checkpoints so that
     evaluate and predict rebuild the same scalers, vocabularies and class names.
     `to_original` maps regression outputs and targets back to the data's own units.
+    `relative_inputs` are the input columns the network should difference (`diff`).
     """
 
     task: Task
@@ -121,3 +122,4 @@ class PreparedData:
     token_input: bool
     preprocessing: dict[str, Any]
     to_original: Callable[[Tensor], Tensor] | None = None
+    relative_inputs: list[int] = field(default_factory=list)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -27,21 +28,21 @@ class TimeIndex:
     values: list[float]
 
     @classmethod
-    def parse(cls, stamps: list[str], where: str) -> TimeIndex:
-        """Parse and check stamps; `where` names the file and column in errors."""
+    def parse(cls, stamps: list[str], column: str, where: Callable[[int], str]) -> TimeIndex:
+        """Parse and check stamps; `where(row)` names a row's file and line in errors."""
         spelling = _spelling_of(stamps[0])
-        values = []
-        for line, stamp in enumerate(stamps, start=2):
+        values: list[float] = []
+        for row, stamp in enumerate(stamps):
             try:
                 values.append(_to_number(stamp, spelling))
             except ValueError:
                 raise DataError(
-                    f"{where}, line {line}: {stamp!r} is not a {spelling} time stamp"
+                    f"{where(row)}, column {column!r}: {stamp!r} is not a {spelling} time stamp"
                 ) from None
-            if len(values) > 1 and values[-1] <= values[-2]:
+            if row and values[-1] <= values[-2]:
                 raise DataError(
-                    f"{where}, line {line}: time stamp {stamp!r} does not increase"
-                    f" (after {stamps[line - 3]!r})"
+                    f"{where(row)}, column {column!r}: time stamp {stamp!r} does not increase"
+                    f" (after {stamps[row - 1]!r})"
                 )
         return cls(spelling, values)
 

@@ -1,0 +1,52 @@
+"""The `dataset.missing` policy for empty, NaN or infinite cells: error, drop or ffill."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from lstm_cli.data.files import CsvTable
+from lstm_cli.errors import DataError
+
+
+def read_columns(
+    table: CsvTable, columns: list[str], key: str, policy: str
+) -> tuple[CsvTable, Tensor]:
+    """Numeric columns as [rows, columns] float64, after the policy's first step.
+
+    error: any missing cell is an error naming its line and column. drop: rows with a
+    missing cell leave the table (the returned one). ffill: missing cells stay NaN here,
+    for `forward_fill` once the rows are in time order.
+    """
+    missing_ok = policy != "error"
+    values = torch.tensor(
+        [table.numbers(column, key, missing_ok) for column in columns], dtype=torch.float64
+    ).T
+    if policy == "drop":
+        complete = ~values.isnan().any(dim=1)
+        if not complete.all():
+            table, values = table.keep(complete.tolist()), values[complete]
+    return table, values
+
+
+def forward_fill(
+    values: Tensor, describe_row: Callable[[int], str], group_start: Tensor | None = None
+) -> Tensor:
+    """Carry each column's last valid value forward over NaNs, never across groups.
+
+    `group_start[i]` is the first row of row i's sequence (all zeros: one series). A gap
+    with nothing before it in its group is an error naming that row.
+    """
+    missing = values.isnan()
+    if not missing.any():
+        return values
+    rows = torch.arange(len(values)).unsqueeze(1).expand_as(values)
+    source = torch.where(missing, torch.full_like(rows, -1), rows).cummax(dim=0).values
+    first = group_start if group_start is not None else torch.zeros(len(values), dtype=torch.long)
+    unfillable = source < first.unsqueeze(1)
+    if unfillable.any():
+        row = int(unfillable.any(dim=1).nonzero()[0])
+        raise DataError(f"{describe_row(row)}: missing value with nothing before it to fill from")
+    return values.gather(0, source)
