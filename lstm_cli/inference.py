@@ -65,18 +65,23 @@ def forecast(
     """Forecast `steps` values of each target after the end of `series` [T, C] (model units).
 
     Beyond the model's horizon the forecast rolls forward: predicted targets are appended
-    to the series and the model is applied again, `horizon` steps at a time.
+    to the series and the model is applied again, `horizon` steps at a time (only for
+    series without covariates, whose future values would be unknown).
     """
     device = next(model.parameters()).device
     history = series.to(device)
-    predicted = []
-    while sum(len(p) for p in predicted) < steps:
+    predicted: list[Tensor] = []
+    produced = 0
+    while True:
         inputs = history[-window:].unsqueeze(0)
-        lengths = torch.tensor([window])
-        block = model(inputs, lengths).view(horizon, len(target_index))
+        block = model(inputs, torch.tensor([window])).view(horizon, len(target_index))
         predicted.append(block)
-        history = torch.cat([history, block.to(history.dtype)])
-    return torch.cat(predicted)[:steps].cpu()
+        produced += horizon
+        if produced >= steps:
+            return torch.cat(predicted)[:steps].cpu()
+        extension = torch.zeros(horizon, history.shape[1], dtype=history.dtype, device=device)
+        extension[:, target_index] = block.to(history.dtype)
+        history = torch.cat([history, extension])
 
 
 @torch.inference_mode()

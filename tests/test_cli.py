@@ -113,7 +113,7 @@ def test_monitor_must_be_reported_by_the_task(cli):
         "val/rmse",
     )
     assert_clean_error(
-        cli("train", "dataset=italy_power", "trainer.mode=min"),
+        cli("train", "dataset=italy_power", "trainer.monitor=val/acc"),
         2,
         "trainer.mode=min",
         "trainer.mode=max",

@@ -1,0 +1,109 @@
+"""Every dataset kind through the real CLI: train, then evaluate or predict on its output."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from conftest import read_json
+
+QUICK = ("trainer.max_epochs=2", "model=tiny")
+
+
+def results(workdir: Path) -> dict:
+    return read_json(workdir / "outputs/train/latest/results.json")
+
+
+def test_sine_forecasts_in_original_units(cli, tmp_path):
+    result = cli(
+        "train",
+        "dataset=sine",
+        "dataset.length=400",
+        "dataset.val_size=50",
+        "dataset.test_size=50",
+        *QUICK,
+    )
+    assert result.returncode == 0, result.stderr
+    assert results(tmp_path)["task"] == "forecasting"
+    (tmp_path / "wave.csv").write_text("value\n" + "".join(f"{v / 10}\n" for v in range(60)))
+    result = cli("predict", "run_dir=outputs/train/latest", "input=wave.csv", "output=f.csv")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "f.csv").open()))
+    assert [r["step"] for r in rows] == [str(k) for k in range(1, 11)]
+
+
+def test_adding_problem_is_regression_with_two_inputs(cli, tmp_path):
+    result = cli(
+        "train",
+        "dataset=adding",
+        "dataset.seq_len=20",
+        "dataset.train_size=200",
+        "dataset.val_size=50",
+        "dataset.test_size=50",
+        *QUICK,
+    )
+    assert result.returncode == 0, result.stderr
+    assert results(tmp_path)["test"]["test/loss"] < 1.0
+    result = cli("evaluate", "run_dir=outputs/train/latest")
+    assert result.returncode == 0, result.stderr
+    evaluated = read_json(tmp_path / "outputs/evaluate/latest/metrics.json")
+    assert evaluated["samples"] == 50
+    assert evaluated["metrics"]["test/loss"] == results(tmp_path)["test"]["test/loss"]
+
+
+def test_npz_classification_with_lengths_and_predict(cli, tmp_path):
+    generator = np.random.default_rng(0)
+    x = generator.normal(size=(60, 8, 3))
+    lengths = generator.integers(2, 9, size=60)
+    y = np.where(x[:, 0, 0] > 0, "up", "down")
+    np.savez(tmp_path / "train.npz", x=x, y=y, lengths=lengths)
+    np.savez(tmp_path / "new.npz", x=x[:4], lengths=lengths[:4])
+    result = cli("train", "dataset=npz", "dataset.path=train.npz", *QUICK)
+    assert result.returncode == 0, result.stderr
+    assert set(results(tmp_path)["test"]) == {"test/loss", "test/acc", "test/f1"}
+    result = cli("predict", "run_dir=outputs/train/latest", "input=new.npz", "output=p.csv")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert [r["index"] for r in rows] == ["0", "1", "2", "3"]
+    assert {r["predicted"] for r in rows} <= {"up", "down"}
+    assert set(rows[0]) == {"index", "predicted", "p_down", "p_up"}
+
+
+def test_csv_forecast_with_covariates_time_column_and_two_targets(cli, tmp_path):
+    lines = ["date,a,b,temp"]
+    for day in range(90):
+        date = np.datetime64("2024-01-01") + day
+        lines.append(f"{date},{10 + day % 7},{20 + day % 5},{day % 3}")
+    (tmp_path / "shop.csv").write_text("\n".join(lines) + "\n")
+    result = cli(
+        "train",
+        "dataset=csv_forecast",
+        "dataset.path=shop.csv",
+        "dataset.target=[a,b]",
+        "dataset.covariates=[temp]",
+        "dataset.time_column=date",
+        "dataset.window=14",
+        "dataset.horizon=7",
+        "dataset.val_size=14",
+        "dataset.test_size=14",
+        *QUICK,
+    )
+    assert result.returncode == 0, result.stderr
+    result = cli("predict", "run_dir=outputs/train/latest", "input=shop.csv", "output=f.csv")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "f.csv").open()))
+    assert rows[0]["date"] == "2024-03-31" and rows[-1]["date"] == "2024-04-06"
+    assert set(rows[0]) == {"date", "a", "b"}
+
+
+def test_text_with_fractions_and_unknown_characters_at_predict(cli, tmp_path):
+    (tmp_path / "corpus.txt").write_text("the quick brown fox jumps over the lazy dog. " * 80)
+    result = cli("train", "dataset=text", "dataset.path=corpus.txt", "dataset.seq_len=20", *QUICK)
+    assert result.returncode == 0, result.stderr
+    assert results(tmp_path)["test"]["test/bpc"] > 0
+    result = cli(
+        "predict", "run_dir=outputs/train/latest", "predict.prompt=QZ the", "predict.length=10"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("QZ the")
