@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from lstm_cli.cli import USER_FULL_ERROR_ENV
 from lstm_cli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, LstmCliError
 from lstm_cli.paths import config_dir, run_stamp
+from lstm_cli.resume import config_subdir_for, run_dir_for
 
 log = logging.getLogger("lstm_cli")
 
@@ -29,6 +30,8 @@ log = logging.getLogger("lstm_cli")
 FAILED_JOBS: list[str] = []
 
 OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True)
+OmegaConf.register_new_resolver("run_dir", run_dir_for, replace=True)
+OmegaConf.register_new_resolver("config_subdir", config_subdir_for, replace=True)
 
 
 def run_guarded(command: str, cfg: DictConfig) -> Any:
@@ -48,13 +51,22 @@ def run_guarded(command: str, cfg: DictConfig) -> Any:
         if os.environ.get(USER_FULL_ERROR_ENV) == "1":
             raise
         code = err.exit_code if isinstance(err, LstmCliError) else EXIT_RUNTIME
-        message = str(err) if isinstance(err, LstmCliError) else f"{type(err).__name__}: {err}"
+        message = describe(err)
         log.error("error: %s", message, exc_info=True, extra={"file_only": True})
         print(f"error: {message}", file=sys.stderr, flush=True)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             FAILED_JOBS.append(HydraConfig.get().runtime.output_dir)
             return None
         raise SystemExit(code) from None
+
+
+def describe(err: Exception) -> str:
+    """The one-line text of an error: ours as written, a file error by its file."""
+    if isinstance(err, LstmCliError):
+        return str(err)
+    if isinstance(err, OSError) and err.filename:
+        return f"{err.filename}: {err.strerror}"
+    return f"{type(err).__name__}: {err}"
 
 
 def _app(command: str) -> Callable[[], Any]:

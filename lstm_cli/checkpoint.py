@@ -24,11 +24,18 @@ REQUIRED_KEYS = ("format_version", "model_spec", "model_state", "config", "task"
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
-    """Write `payload` to `path` atomically (see `lstm_cli.atomic`)."""
+    """Write `payload` to `path` atomically (see `lstm_cli.atomic`); a full disk or an
+    unwritable directory is a CheckpointError and leaves the previous file as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format_version": FORMAT_VERSION, "tool_version": __version__, **payload}
-    with atomic_file(path) as stream:
-        torch.save(payload, stream)
+    try:
+        with atomic_file(path) as stream:
+            torch.save(payload, stream)
+    except (OSError, RuntimeError) as err:
+        reason = str(err).splitlines()[0]
+        raise CheckpointError(
+            f"{path}: could not write the checkpoint ({reason}); the previous one is intact"
+        ) from err
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -9,6 +9,7 @@ unknown key, a missing option) come back as exceptions and leave as one `error:`
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from lstm_cli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE
@@ -75,6 +76,11 @@ def run_command(command: str, args: list[str]) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as err:
+        if os.environ.get(USER_FULL_ERROR_ENV) == "1":
+            raise
+        print(f"error: {apps.describe(err)}", file=sys.stderr)
+        return EXIT_RUNTIME
     except Exception as err:
         if os.environ.get(USER_FULL_ERROR_ENV) == "1":
             raise
@@ -115,6 +121,7 @@ def _one_line(err: BaseException) -> str:
 
 
 def _compact(message: str) -> str:
+    message = re.sub(r"^\w+ raised while resolving interpolation: ", "", message)
     lines = [line.strip().rstrip(".:") for line in message.splitlines() if line.strip()]
     if "Config search path" in lines:
         lines = lines[: lines.index("Config search path")]

@@ -1,13 +1,13 @@
 """One training epoch and one evaluation pass: the textbook step, done on whole batches.
 
 Per batch: forward, loss, backward through time, clip (recording the pre-clip gradient
-norm), optimizer step. Running sums stay on the device and are read once per epoch, so
-the step never waits for the host.
+norm), optimizer step. Running sums stay on the device and are read once per epoch. The
+one host read per step is the finiteness check of the gradient norm, which must come
+before the optimizer step it guards.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,57 +22,83 @@ from lstm_cli.metrics import MetricAccumulator
 from lstm_cli.optim import clip_gradients
 
 
+class NonFiniteGradient(Exception):
+    """The loss or the gradient of a batch was NaN or infinite (with on_nonfinite=stop)."""
+
+
 @dataclass
-class EpochStats:
-    loss: float
-    grad_norm: float
-    clip_rate: float
-    seconds: float
-    sequences_per_second: float
-    steps: int
+class EpochSums:
+    """Running sums of one epoch, on the device; saved in mid-epoch checkpoints.
+
+    Slots: loss x sequences, sequences, gradient norm, steps, clipped steps, skipped batches.
+    """
+
+    values: Tensor
+
+    @classmethod
+    def zeros(cls, device: torch.device) -> EpochSums:
+        return cls(torch.zeros(6, dtype=torch.float64, device=device))
+
+    def stats(self) -> dict[str, float]:
+        loss, sequences, norm, steps, clipped, skipped = self.values.tolist()
+        return {
+            "train/loss": loss / max(sequences, 1.0),
+            "grad_norm": norm / max(steps, 1.0),
+            "clip_rate": clipped / max(steps, 1.0),
+            "skipped_batches": skipped,
+        }
 
 
-def train_epoch(
+def train_steps(
     model: nn.Module,
     split: Split,
+    order: list[Tensor],
+    start: int,
     optimizer: torch.optim.Optimizer,
     loss_fn: LossFn,
     clip: Any,
-    batch_size: int,
-    bucket: bool,
-    generator: torch.Generator,
+    skip_nonfinite: bool,
+    sums: EpochSums,
     device: torch.device,
-    advance: Callable[[Tensor, int], None],
-) -> EpochStats:
-    """One pass over `split` in a freshly shuffled order."""
+    after_step: Callable[[int, Tensor, int], bool],
+) -> int:
+    """Train on batches `order[start:]`; return how many of `order` are done.
+
+    `after_step(done, loss, sequences)` runs after each batch (progress, step checkpoints,
+    signals) and returns True to stop early. A batch whose gradient norm is not finite is
+    skipped (no optimizer step) or raises NonFiniteGradient, before any weight changes.
+    """
     model.train()
     parameters = [p for p in model.parameters() if p.requires_grad]
-    order = batch_order(
-        split.sequence_lengths(), batch_size, shuffle=True, bucket=bucket, generator=generator
-    )
-    sums = torch.zeros(3, dtype=torch.float64, device=device)
-    started = time.perf_counter()
-    for index in order:
+    for position in range(start, len(order)):
+        index = order[position]
         batch = split.take(index).to(device)
         optimizer.zero_grad(set_to_none=True)
         outputs = model(batch.x, batch.lengths)
         loss = loss_fn(outputs, batch.y, batch.lengths)
         loss.backward()
         grad_norm, clipped = clip_gradients(clip, parameters)
-        optimizer.step()
-        sums += torch.stack([loss.detach() * len(index), grad_norm, clipped]).double()
-        advance(loss, len(index))
-    seconds = time.perf_counter() - started
-    loss_sum, norm_sum, clip_count = sums.tolist()
-    steps = max(len(order), 1)
-    return EpochStats(
-        loss=loss_sum / max(len(split), 1),
-        grad_norm=norm_sum / steps,
-        clip_rate=clip_count / steps,
-        seconds=seconds,
-        sequences_per_second=len(split) / max(seconds, 1e-9),
-        steps=len(order),
-    )
+        if not torch.isfinite(grad_norm):
+            if not skip_nonfinite:
+                raise NonFiniteGradient(position + 1)
+            optimizer.zero_grad(set_to_none=True)
+            sums.values[5] += 1
+        else:
+            optimizer.step()
+            count = float(len(index))
+            sums.values += torch.stack(
+                [
+                    loss.detach() * count,
+                    loss.new_tensor(count),
+                    grad_norm,
+                    loss.new_tensor(1.0),
+                    clipped,
+                    loss.new_tensor(0.0),
+                ]
+            ).double()
+        if after_step(position + 1, loss, len(index)):
+            return position + 1
+    return len(order)
 
 
 @torch.inference_mode()

@@ -59,6 +59,17 @@ class MetricsLog:
         self.path = path
         self.columns: list[str] | None = None
 
+    def rewrite(self, rows: list[dict[str, Any]]) -> None:
+        """Replace the file atomically with `rows` (a resumed run's rows up to its checkpoint)."""
+        if not rows:
+            self.path.unlink(missing_ok=True)
+            return
+        self.columns = list(rows[0])
+        with atomic_file(self.path, "w", newline="", encoding="utf-8") as stream:
+            writer = csv.DictWriter(stream, fieldnames=self.columns)
+            writer.writeheader()
+            writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+
     def append(self, row: Mapping[str, Any]) -> None:
         new_file = not self.path.exists()
         if self.columns is None:

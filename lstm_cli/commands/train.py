@@ -3,155 +3,293 @@
 The run directory gets: .hydra/ (the config and overrides), train.log, metrics.csv (a row
 per epoch), checkpoints/last.pt and best.pt, results.json. The loop, top to bottom:
 seed; load and split the data; build model, optimizer, scheduler and loss; then per epoch
-train, validate, step the scheduler, log a row, checkpoint, and stop early when the
-monitored metric stops improving; finally restore the best weights and score the test split.
+shuffle, train step by step, validate, step the scheduler, log a row, checkpoint, and stop
+early when the monitored metric stops improving; finally restore the best weights and
+score the test split.
+
+Survives interruption: `resume=RUN_DIR` (or `latest`) continues a run in its own
+directory to the same result it would have reached; checkpoints are written every epoch
+and every `trainer.checkpoint_every_steps` steps; SIGTERM or a first SIGINT finishes the
+step, checkpoints and exits 143 or 130. Raises ConfigError, DataError, CheckpointError.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
-from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
 from lstm_cli import __version__
-from lstm_cli.checkpoint import save_checkpoint
+from lstm_cli.checkpoint import load_checkpoint, save_checkpoint
 from lstm_cli.config.checks import validate_train_config
+from lstm_cli.config.schema import TrainConfig
 from lstm_cli.config.validate import resolve
 from lstm_cli.console import Reporter
 from lstm_cli.data import load_dataset
+from lstm_cli.data.batching import batch_order
 from lstm_cli.data.splits import PreparedData
 from lstm_cli.early_stopping import BestTracker
-from lstm_cli.engine import evaluate_split, train_epoch
+from lstm_cli.engine import EpochSums, NonFiniteGradient, evaluate_split, train_steps
+from lstm_cli.errors import LstmCliError
 from lstm_cli.losses import build_loss
 from lstm_cli.model import LSTMNetwork, ModelSpec
 from lstm_cli.optim import build_optimizer, build_scheduler, step_scheduler
+from lstm_cli.resume import check_resumable
 from lstm_cli.rundir import MetricsLog, current_run_dir, mark_latest, write_json_atomic
 from lstm_cli.runtime import resolve_device, seed_everything, set_threads
+from lstm_cli.signals import StopRequest, stop_on_signals
+from lstm_cli.training_state import Trainee, TrainingProgress, checkpoint_payload, restore
 
 log = logging.getLogger("lstm_cli.train")
+
+
+class Interrupted(LstmCliError):
+    """A stopping signal arrived; the run checkpointed and can be resumed."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def run(cfg: DictConfig) -> float:
     """Train; return the best value of the monitored metric (what sweepers optimise)."""
     started = time.time()
     values = resolve(cfg)
-    config, task = validate_train_config(values)
-    trainer = config.trainer
-    device = resolve_device(trainer.device)
-    reporter = Reporter()
-    threads = set_threads(trainer.num_threads)
-    seed_everything(trainer.seed)
-
-    data = load_dataset(config.dataset, trainer.seed)
-    spec = ModelSpec.of(config.model, data)
-    model = LSTMNetwork(spec, packed=config.data.packed).to(device)
-    optimizer = build_optimizer(config.optimizer, model.parameters())
-    scheduler = build_scheduler(config.scheduler, optimizer, trainer.max_epochs, trainer.mode)
-    loss_fn = build_loss(config.loss, task)
-    shuffle = torch.Generator().manual_seed(trainer.seed)
-    parameter_count = sum(p.numel() for p in model.parameters())
+    config, _ = validate_train_config(values)
     run_dir = current_run_dir()
-    mark_latest(run_dir)
-    log.info("run directory: %s", run_dir)
-    reporter.table("data", _data_summary(config.dataset.name, data))
-    reporter.table(
-        "model",
-        {
-            "parameters": parameter_count,
-            "device": str(device),
-            "threads": threads,
-            **spec.to_dict(),
-        },
-    )
+    resumed = load_checkpoint(run_dir / "checkpoints" / "last.pt") if config.resume else None
+    if resumed is not None:
+        check_resumable(resumed["config"], values)
+    training = Training(config, values, run_dir, resumed)
+    with stop_on_signals() as stop:
+        training.fit(stop)
+    return training.finish(started)
 
-    metrics_log = MetricsLog(run_dir / "metrics.csv")
-    best = BestTracker(trainer.monitor, trainer.mode, trainer.min_delta)
-    checkpoints = run_dir / "checkpoints"
-    best_state: dict[str, torch.Tensor] = {}
-    global_step = 0
-    epoch = 0
-    for epoch in range(1, trainer.max_epochs + 1):
-        batches = -(-len(data.train) // trainer.batch_size)
-        with reporter.progress(f"epoch {epoch}/{trainer.max_epochs}", batches) as advance:
-            stats = train_epoch(
-                model,
-                data.train,
-                optimizer,
-                loss_fn,
-                config.clip,
-                trainer.batch_size,
-                config.data.bucket,
-                shuffle,
-                device,
-                advance,
+
+class Training:
+    """One training run: its data, model, optimizer and progress, from setup to results."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        values: dict[str, Any],
+        run_dir: Path,
+        resumed: dict[str, Any] | None,
+    ) -> None:
+        trainer = config.trainer
+        self.config, self.values, self.run_dir = config, values, run_dir
+        self.checkpoints = run_dir / "checkpoints"
+        self.device = resolve_device(trainer.device)
+        self.reporter = Reporter()
+        threads = set_threads(trainer.num_threads)
+        seed_everything(trainer.seed)
+        fitted = resumed["preprocessing"] if resumed else None
+        self.data = load_dataset(config.dataset, trainer.seed, fitted=fitted)
+        self.spec = ModelSpec.of(config.model, self.data)
+        model = LSTMNetwork(self.spec, packed=config.data.packed).to(self.device)
+        optimizer = build_optimizer(config.optimizer, model.parameters())
+        scheduler = build_scheduler(config.scheduler, optimizer, trainer.max_epochs, trainer.mode)
+        shuffle = torch.Generator().manual_seed(trainer.seed)
+        self.trainee = Trainee(model, optimizer, scheduler, shuffle)
+        self.loss_fn = build_loss(config.loss, self.data.task)
+        self.metrics_log = MetricsLog(run_dir / "metrics.csv")
+        if resumed is None:
+            self.progress = TrainingProgress(
+                shuffle.get_state(),
+                EpochSums.zeros(self.device),
+                BestTracker(trainer.monitor, trainer.mode, trainer.min_delta),
             )
-        global_step += stats.steps
-        val = evaluate_split(model, data.val, data, loss_fn, trainer.batch_size * 4, device)
-        lr = optimizer.param_groups[0]["lr"]
-        improved = best.update(val[trainer.monitor.split("/", 1)[1]], epoch)
-        step_scheduler(scheduler, best.latest)
+            self.best_state = {}
+        else:
+            self.progress = restore(resumed, self.trainee, self.device)
+            self.metrics_log.rewrite(self.progress.rows)
+            best = self.checkpoints / "best.pt"  # absent if killed before the first epoch ended
+            self.best_state = load_checkpoint(best)["model_state"] if best.exists() else {}
+        mark_latest(run_dir)
+        self._summarise(threads, resumed)
+
+    def fit(self, stop: StopRequest) -> None:
+        """Epochs from where the progress stands until max_epochs or early stopping."""
+        trainer, progress = self.config.trainer, self.progress
+        while progress.epoch < trainer.max_epochs and not self._stopped_early():
+            epoch = progress.epoch + 1
+            self.trainee.shuffle.set_state(progress.shuffle_state)
+            order = batch_order(
+                self.data.train.sequence_lengths(),
+                trainer.batch_size,
+                shuffle=True,
+                bucket=self.config.data.bucket,
+                generator=self.trainee.shuffle,
+            )
+            started = time.perf_counter()
+            done = self._train_epoch_steps(epoch, order, stop)
+            if done < len(order):
+                self._interrupt(stop, epoch, done)
+            self._end_epoch(epoch, time.perf_counter() - started)
+            if stop.signal:
+                self._interrupt(stop, epoch + 1, 0)
+
+    def _train_epoch_steps(self, epoch: int, order: list[torch.Tensor], stop: StopRequest) -> int:
+        trainer, progress = self.config.trainer, self.progress
+        every = trainer.checkpoint_every_steps
+
+        with self.reporter.progress(f"epoch {epoch}/{trainer.max_epochs}", len(order)) as bar:
+
+            def after_step(done: int, loss: torch.Tensor, sequences: int) -> bool:
+                bar(loss, sequences)
+                progress.global_step += 1
+                progress.batch_in_epoch = done
+                if (every and progress.global_step % every == 0) or stop.signal:
+                    self._save("last.pt")
+                return stop.signal is not None
+
+            try:
+                return train_steps(
+                    self.trainee.model,
+                    self.data.train,
+                    order,
+                    progress.batch_in_epoch,
+                    self.trainee.optimizer,
+                    self.loss_fn,
+                    self.config.clip,
+                    trainer.on_nonfinite == "skip_batch",
+                    progress.sums,
+                    self.device,
+                    after_step,
+                )
+            except NonFiniteGradient as err:
+                last = self.checkpoints / "last.pt"
+                kept = (
+                    f"the last good checkpoint is {last}" if last.exists() else "no checkpoint yet"
+                )
+                raise LstmCliError(
+                    f"non-finite loss or gradient at epoch {epoch}, step {err.args[0]} of"
+                    f" {len(order)}; {kept} (trainer.on_nonfinite=skip_batch skips such batches)"
+                ) from None
+
+    def _end_epoch(self, epoch: int, seconds: float) -> None:
+        """Validate, log the epoch's row, step the scheduler, checkpoint last (and best)."""
+        trainer, progress = self.config.trainer, self.progress
+        val = evaluate_split(
+            self.trainee.model,
+            self.data.val,
+            self.data,
+            self.loss_fn,
+            trainer.batch_size * 4,
+            self.device,
+        )
+        improved = progress.best.update(val[trainer.monitor.split("/", 1)[1]], epoch)
+        lr = self.trainee.optimizer.param_groups[0]["lr"]
+        step_scheduler(self.trainee.scheduler, progress.best.latest)
         row = {
             "epoch": epoch,
-            "train/loss": stats.loss,
+            **progress.sums.stats(),
             **{f"val/{name}": value for name, value in val.items()},
             "lr": lr,
-            "grad_norm": stats.grad_norm,
-            "clip_rate": stats.clip_rate,
-            "epoch_seconds": stats.seconds,
-            "sequences_per_second": stats.sequences_per_second,
+            "epoch_seconds": seconds,
+            "sequences_per_second": len(self.data.train) / max(seconds, 1e-9),
         }
-        metrics_log.append(row)
-        log.info(_epoch_line(row, trainer.max_epochs, trainer.monitor, improved))
-        state = _checkpoint_state(
-            model, optimizer, scheduler, epoch, global_step, shuffle, values, task, data, spec, best
-        )
-        save_checkpoint(state, checkpoints / "last.pt")
+        progress.rows.append(row)
+        progress.epoch, progress.batch_in_epoch = epoch, 0
+        progress.shuffle_state = self.trainee.shuffle.get_state()
+        progress.sums = EpochSums.zeros(self.device)
+        self._save("last.pt")
         if improved:
-            save_checkpoint(state, checkpoints / "best.pt")
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if trainer.patience is not None and best.epochs_since_best >= trainer.patience:
-            log.info(
-                "early stopping: %s has not improved for %d epochs (best %.6g at epoch %d)",
-                trainer.monitor,
-                trainer.patience,
-                best.value,
-                best.epoch,
-            )
-            break
+            self._save("best.pt")
+            self.best_state = {
+                k: v.detach().clone() for k, v in self.trainee.model.state_dict().items()
+            }
+        self.metrics_log.append(row)
+        log.info(_epoch_line(row, trainer.max_epochs, improved))
 
-    model.load_state_dict(best_state)
-    test = evaluate_split(model, data.test, data, loss_fn, trainer.batch_size * 4, device)
-    results = {
-        "run_dir": str(run_dir.resolve()),
-        "dataset": config.dataset.name,
-        "task": task,
-        "monitor": trainer.monitor,
-        "best_epoch": best.epoch,
-        "best_value": best.value,
-        "epochs_completed": epoch,
-        "stopped_early": epoch < trainer.max_epochs,
-        "test": {f"test/{name}": value for name, value in test.items()},
-        "parameters": parameter_count,
-        "wall_seconds": round(time.time() - started, 3),
-        "best_checkpoint": str((checkpoints / "best.pt").resolve()),
-        "tool_version": __version__,
-    }
-    write_json_atomic(run_dir / "results.json", results)
-    reporter.table(
-        "results",
-        {
-            "best epoch": best.epoch,
-            trainer.monitor: best.value,
-            **results["test"],
-            "run dir": str(run_dir),
-        },
-    )
-    return best.value
+    def _stopped_early(self) -> bool:
+        patience, best = self.config.trainer.patience, self.progress.best
+        if patience is None or best.epochs_since_best < patience:
+            return False
+        log.info(
+            "early stopping: %s has not improved for %d epochs (best %.6g at epoch %d)",
+            best.monitor,
+            patience,
+            best.value,
+            best.epoch,
+        )
+        return True
+
+    def _interrupt(self, stop: StopRequest, epoch: int, done: int) -> None:
+        raise Interrupted(
+            f"interrupted by {stop.signal.name} in epoch {epoch} after {done} batches;"
+            f" checkpoint saved; continue with: lstm-train train resume={self.run_dir}",
+            stop.exit_code,
+        )
+
+    def _save(self, name: str) -> None:
+        payload = checkpoint_payload(self.trainee, self.progress, self.values, self.data, self.spec)
+        save_checkpoint(payload, self.checkpoints / name)
+
+    def finish(self, started: float) -> float:
+        """Score the test split with the best weights; write results.json; return best value."""
+        trainer, best = self.config.trainer, self.progress.best
+        if self.best_state:  # empty only when no epoch ever improved (a NaN monitor)
+            self.trainee.model.load_state_dict(self.best_state)
+        test = evaluate_split(
+            self.trainee.model,
+            self.data.test,
+            self.data,
+            self.loss_fn,
+            trainer.batch_size * 4,
+            self.device,
+        )
+        results = {
+            "run_dir": str(self.run_dir.resolve()),
+            "dataset": self.config.dataset.name,
+            "task": self.data.task,
+            "monitor": trainer.monitor,
+            "best_epoch": best.epoch,
+            "best_value": best.value,
+            "epochs_completed": self.progress.epoch,
+            "stopped_early": self.progress.epoch < trainer.max_epochs,
+            "test": {f"test/{name}": value for name, value in test.items()},
+            "parameters": sum(p.numel() for p in self.trainee.model.parameters()),
+            "wall_seconds": round(time.time() - started, 3),
+            "best_checkpoint": str((self.checkpoints / "best.pt").resolve()),
+            "tool_version": __version__,
+        }
+        write_json_atomic(self.run_dir / "results.json", results)
+        self.reporter.table(
+            "results",
+            {
+                "best epoch": best.epoch,
+                trainer.monitor: best.value,
+                **results["test"],
+                "run dir": str(self.run_dir),
+            },
+        )
+        return best.value
+
+    def _summarise(self, threads: int, resumed: dict[str, Any] | None) -> None:
+        log.info("run directory: %s", self.run_dir)
+        if resumed is not None:
+            log.info(
+                "resuming after epoch %d, batch %d (step %d)",
+                self.progress.epoch,
+                self.progress.batch_in_epoch,
+                self.progress.global_step,
+            )
+        self.reporter.table("data", _data_summary(self.config.dataset.name, self.data))
+        parameters = sum(p.numel() for p in self.trainee.model.parameters())
+        self.reporter.table(
+            "model",
+            {
+                "parameters": parameters,
+                "device": str(self.device),
+                "threads": threads,
+                **self.spec.to_dict(),
+            },
+        )
 
 
 def _data_summary(name: str, data: PreparedData) -> dict[str, Any]:
@@ -168,7 +306,7 @@ def _data_summary(name: str, data: PreparedData) -> dict[str, Any]:
     }
 
 
-def _epoch_line(row: dict[str, Any], max_epochs: int, monitor: str, improved: bool) -> str:
+def _epoch_line(row: dict[str, Any], max_epochs: int, improved: bool) -> str:
     metrics = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if "/" in k)
     mark = " *" if improved else ""
     return (
@@ -176,26 +314,3 @@ def _epoch_line(row: dict[str, Any], max_epochs: int, monitor: str, improved: bo
         f"  grad_norm {row['grad_norm']:.3g}  {row['epoch_seconds']:.2f}s"
         f"  {row['sequences_per_second']:.0f} seq/s{mark}"
     )
-
-
-def _checkpoint_state(
-    model, optimizer, scheduler, epoch, global_step, shuffle, values, task, data, spec, best
-) -> dict[str, Any]:
-    """Everything needed to evaluate, predict or resume, as tensors and plain containers."""
-    return {
-        "model_spec": spec.to_dict(),
-        "model_state": model.state_dict(),
-        "optimizer_state": optimizer.state_dict(),
-        "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
-        "epoch": epoch,
-        "global_step": global_step,
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "python": random.getstate(),
-            "shuffle": shuffle.get_state(),
-        },
-        "config": values,
-        "task": task,
-        "preprocessing": data.preprocessing,
-        "best": asdict(best),
-    }

@@ -7,6 +7,7 @@ commands check again when they start, which also covers each job of a multirun s
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -15,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from lstm_cli.config.checks import validate_train_config
 from lstm_cli.config.schema import EvaluateConfig, PredictConfig
 from lstm_cli.config.validate import build, resolve
-from lstm_cli.errors import ConfigError
+from lstm_cli.errors import LstmCliError
+from lstm_cli.resume import check_resumable
 
 VALIDATORS = {
     "train": validate_train_config,
@@ -30,7 +32,28 @@ class ValidateBeforeRun(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         job_keys = [key for key in config if key != "hydra"]
         try:
-            VALIDATORS[config.hydra.job.name](resolve(OmegaConf.masked_copy(config, job_keys)))
-        except ConfigError as err:
-            print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(err.exit_code) from None
+            values = resolve(OmegaConf.masked_copy(config, job_keys))
+            VALIDATORS[config.hydra.job.name](values)
+            if values.get("resume"):
+                _check_resume(Path(config.hydra.run.dir), values)
+        except Exception as err:
+            ours = _our_error(err)
+            if ours is None:
+                raise
+            print(f"error: {ours}", file=sys.stderr)
+            raise SystemExit(ours.exit_code) from None
+
+
+def _our_error(err: BaseException | None) -> LstmCliError | None:
+    """Our error, itself or wrapped by OmegaConf (as from the run_dir resolver)."""
+    while err is not None and not isinstance(err, LstmCliError):
+        err = err.__cause__ or err.__context__
+    return err
+
+
+def _check_resume(run_dir: Path, values: dict[str, Any]) -> None:
+    """The resumed run's checkpoint must load and its config match (torch only now)."""
+    from lstm_cli.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    check_resumable(saved["config"], values)

@@ -258,6 +258,8 @@ class TrainerConfig:
     mode: Literal["min", "max"] = "min"
     patience: int | None = bounded(None, ge=1)
     min_delta: float = bounded(0.0, ge=0.0)
+    checkpoint_every_steps: int = bounded(0, ge=0)
+    on_nonfinite: Literal["stop", "skip_batch"] = "stop"
 
 
 @dataclass
@@ -276,6 +278,7 @@ class TrainConfig:
     scheduler: Any
     trainer: TrainerConfig
     data: DataConfig
+    resume: str | None = None
     output_root: str = "outputs"
 
 

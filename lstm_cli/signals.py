@@ -1,0 +1,43 @@
+"""Graceful stop on SIGTERM and SIGINT: finish the step, checkpoint, say how to resume.
+
+Batch schedulers send SIGTERM before they kill; Ctrl-C sends SIGINT. The first one only
+sets a flag that the training loop reads after each step; a second SIGINT stops at once.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
+
+
+class StopRequest:
+    """Which stopping signal arrived first, if any."""
+
+    def __init__(self) -> None:
+        self.signal: signal.Signals | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.signal] if self.signal else 0
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.signal is None:
+            self.signal = signal.Signals(signum)
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """Within the block, SIGTERM and the first SIGINT set a StopRequest instead of killing."""
+    request = StopRequest()
+    previous = {sig: signal.signal(sig, request._handle) for sig in EXIT_CODES}
+    try:
+        yield request
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

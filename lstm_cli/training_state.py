@@ -1,0 +1,95 @@
+"""Where a training run stands, and its round trip through a checkpoint.
+
+A checkpoint written at an epoch's end or after any step holds enough to continue with
+the same result as a run that was never stopped: weights, optimizer and scheduler states,
+the RNG states, the shuffling generator's state at the start of the epoch in progress,
+how many of that epoch's batches are done and its running sums, the metrics rows so far
+and the best-so-far tracker.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lstm_cli.data.splits import PreparedData
+from lstm_cli.early_stopping import BestTracker
+from lstm_cli.engine import EpochSums
+from lstm_cli.model import ModelSpec
+from lstm_cli.optim import Scheduler
+
+
+@dataclass
+class TrainingProgress:
+    """Counters of a run; `shuffle_state` is what the epoch in progress is shuffled from."""
+
+    shuffle_state: Tensor
+    sums: EpochSums
+    best: BestTracker
+    epoch: int = 0
+    global_step: int = 0
+    batch_in_epoch: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Trainee:
+    """The objects whose states a checkpoint carries."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Scheduler | None
+    shuffle: torch.Generator
+
+
+def checkpoint_payload(
+    trainee: Trainee,
+    progress: TrainingProgress,
+    config: dict[str, Any],
+    data: PreparedData,
+    spec: ModelSpec,
+) -> dict[str, Any]:
+    """Everything needed to evaluate, predict or resume, as tensors and plain containers."""
+    return {
+        "model_spec": spec.to_dict(),
+        "model_state": trainee.model.state_dict(),
+        "optimizer_state": trainee.optimizer.state_dict(),
+        "scheduler_state": trainee.scheduler.state_dict() if trainee.scheduler else None,
+        "epoch": progress.epoch,
+        "global_step": progress.global_step,
+        "batch_in_epoch": progress.batch_in_epoch,
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "shuffle": progress.shuffle_state,
+        },
+        "epoch_sums": progress.sums.values.cpu(),
+        "rows": progress.rows,
+        "best": asdict(progress.best),
+        "config": config,
+        "task": data.task,
+        "preprocessing": data.preprocessing,
+    }
+
+
+def restore(payload: dict[str, Any], trainee: Trainee, device: torch.device) -> TrainingProgress:
+    """Load a checkpoint's states into `trainee` and the RNGs; return its progress."""
+    trainee.model.load_state_dict(payload["model_state"])
+    trainee.optimizer.load_state_dict(payload["optimizer_state"])
+    if trainee.scheduler is not None and payload["scheduler_state"] is not None:
+        trainee.scheduler.load_state_dict(payload["scheduler_state"])
+    torch.set_rng_state(payload["rng"]["torch"])
+    random.setstate(payload["rng"]["python"])
+    return TrainingProgress(
+        shuffle_state=payload["rng"]["shuffle"],
+        sums=EpochSums(payload["epoch_sums"].to(device)),
+        best=BestTracker(**payload["best"]),
+        epoch=payload["epoch"],
+        global_step=payload["global_step"],
+        batch_in_epoch=payload["batch_in_epoch"],
+        rows=list(payload["rows"]),
+    )
