@@ -8,9 +8,11 @@ unknown key, a missing option) come back as exceptions and leave as one `error:`
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
+from typing import NoReturn
 
 from lstm_cli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE
 
@@ -70,20 +72,19 @@ def run_command(command: str, args: list[str]) -> int:
     from lstm_cli import apps
 
     _route_hydra_errors_here()
+    _one_line_flag_errors(command)
     sys.argv = [sys.argv[0], *args]
     try:
         apps.APPS[command]()
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except OSError as err:
-        if os.environ.get(USER_FULL_ERROR_ENV) == "1":
-            raise
-        print(f"error: {apps.describe(err)}", file=sys.stderr)
-        return EXIT_RUNTIME
     except Exception as err:
         if os.environ.get(USER_FULL_ERROR_ENV) == "1":
             raise
+        if isinstance(err, OSError) and err.filename:  # Hydra could not make the run dir
+            print(f"error: {apps.describe(err)}", file=sys.stderr)
+            return EXIT_RUNTIME
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     if apps.FAILED_JOBS:
@@ -93,6 +94,20 @@ def run_command(command: str, args: list[str]) -> int:
         )
         return EXIT_RUNTIME
     return 0
+
+
+def _one_line_flag_errors(command: str) -> None:
+    """A bad Hydra flag (`--cfg nope`) gets one line, not argparse's usage block.
+
+    Hydra builds its argparse parser inside `hydra.main`, out of our reach, so the error
+    method of argparse is replaced for this process, which only ever runs this command.
+    """
+
+    def error(_parser: argparse.ArgumentParser, message: str) -> NoReturn:
+        print(f"error: {message} (see lstm-train {command} --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+    argparse.ArgumentParser.error = error  # type: ignore[method-assign]
 
 
 def _route_hydra_errors_here() -> None:

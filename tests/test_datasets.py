@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import read_json
 
 QUICK = ("trainer.max_epochs=2", "model=tiny")
@@ -107,3 +108,24 @@ def test_text_with_fractions_and_unknown_characters_at_predict(cli, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("QZ the")
+
+
+@pytest.mark.parametrize(("policy", "train_windows"), [("drop", 63), ("ffill", 64)])
+def test_missing_value_policies_drop_or_fill_and_train(cli, tmp_path, policy, train_windows):
+    lines = ["t,y"] + [f"{t},{10 + t % 7}" for t in range(80)]
+    lines[6] = "5,"  # one empty cell
+    (tmp_path / "gaps.csv").write_text("\n".join(lines) + "\n")
+    result = cli(
+        "train",
+        "dataset=csv_forecast",
+        "dataset.path=gaps.csv",
+        "dataset.target=y",
+        f"dataset.missing={policy}",
+        "dataset.window=5",
+        "dataset.horizon=2",
+        "dataset.val_size=5",
+        "dataset.test_size=5",
+        *QUICK,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"train={train_windows} " in result.stdout  # drop: 79 steps; ffill: all 80
