@@ -2,9 +2,9 @@
 
 A checkpoint written at an epoch's end or after any step holds enough to continue with
 the same result as a run that was never stopped: weights, optimizer and scheduler states,
-the RNG states, the shuffling generator's state at the start of the epoch in progress,
-how many of that epoch's batches are done and its running sums, the metrics rows so far
-and the best-so-far tracker.
+the RNG states (torch, CUDA, python, numpy), the shuffling generator's state at the start
+of the epoch in progress, how many of that epoch's batches are done and its running sums,
+the metrics rows so far and the best-so-far tracker.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -62,11 +63,7 @@ def checkpoint_payload(
         "epoch": progress.epoch,
         "global_step": progress.global_step,
         "batch_in_epoch": progress.batch_in_epoch,
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "python": random.getstate(),
-            "shuffle": progress.shuffle_state,
-        },
+        "rng": {**rng_states(), "shuffle": progress.shuffle_state},
         "epoch_sums": progress.sums.values.cpu(),
         "rows": progress.rows,
         "best": asdict(progress.best),
@@ -76,14 +73,47 @@ def checkpoint_payload(
     }
 
 
+def rng_states() -> dict[str, Any]:
+    """The global RNG states (torch CPU and CUDA, python, numpy) as tensors and tuples."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "python": random.getstate(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": position,
+            "has_gauss": has_gauss,
+            "cached": cached,
+        },
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    random.setstate(states["python"])
+    saved = states["numpy"]
+    np.random.set_state(
+        (
+            saved["kind"],
+            saved["keys"].numpy().astype(np.uint32),
+            saved["position"],
+            saved["has_gauss"],
+            saved["cached"],
+        )
+    )
+
+
 def restore(payload: dict[str, Any], trainee: Trainee, device: torch.device) -> TrainingProgress:
     """Load a checkpoint's states into `trainee` and the RNGs; return its progress."""
     trainee.model.load_state_dict(payload["model_state"])
     trainee.optimizer.load_state_dict(payload["optimizer_state"])
     if trainee.scheduler is not None and payload["scheduler_state"] is not None:
         trainee.scheduler.load_state_dict(payload["scheduler_state"])
-    torch.set_rng_state(payload["rng"]["torch"])
-    random.setstate(payload["rng"]["python"])
+    set_rng_states(payload["rng"])
     return TrainingProgress(
         shuffle_state=payload["rng"]["shuffle"],
         sums=EpochSums(payload["epoch_sums"].to(device)),
