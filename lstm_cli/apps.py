@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from lstm_cli.cli import USER_FULL_ERROR_ENV
-from lstm_cli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, LstmCliError
+from lstm_cli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, LstmCliError, describe
 from lstm_cli.paths import config_dir, run_stamp
 from lstm_cli.resume import config_subdir_for, run_dir_for
 
@@ -60,15 +60,6 @@ def run_guarded(command: str, cfg: DictConfig) -> Any:
         raise SystemExit(code) from None
 
 
-def describe(err: Exception) -> str:
-    """The one-line text of an error: ours as written, a file error by its file."""
-    if isinstance(err, LstmCliError):
-        return str(err)
-    if isinstance(err, OSError) and err.filename:
-        return f"{err.filename}: {err.strerror}"
-    return f"{type(err).__name__}: {err}"
-
-
 def _app(command: str) -> Callable[[], Any]:
     def task(cfg: DictConfig) -> Any:
         return run_guarded(command, cfg)
@@ -77,4 +68,6 @@ def _app(command: str) -> Callable[[], Any]:
     return hydra.main(config_path=str(config_dir()), config_name=command, version_base="1.3")(task)
 
 
-APPS: dict[str, Callable[[], Any]] = {name: _app(name) for name in ("train", "evaluate", "predict")}
+APPS: dict[str, Callable[[], Any]] = {
+    name: _app(name) for name in ("train", "evaluate", "predict", "report")
+}

@@ -14,12 +14,13 @@ import re
 import sys
 from typing import NoReturn
 
-from lstm_cli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE
+from lstm_cli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, describe
 
 SUBCOMMANDS = {
     "train": "train an LSTM on a dataset config; writes a run directory with checkpoints",
     "evaluate": "score a trained run (run_dir=DIR or checkpoint=FILE) on a data split",
     "predict": "predict with a trained run on a new input file (input=FILE [output=FILE])",
+    "report": "a table of the runs under a sweep or outputs directory (report DIR)",
 }
 USER_FULL_ERROR_ENV = "LSTM_TRAIN_USER_FULL_ERROR"
 
@@ -39,6 +40,7 @@ examples:
   lstm-train train -m optimizer=adam,sgd model=small,medium
   lstm-train evaluate run_dir=outputs/train/latest
   lstm-train predict run_dir=outputs/train/latest input=my_series.csv
+  lstm-train report outputs/multirun                # compare the runs of your sweeps
   eval "$(lstm-train -sc install=bash)"             # shell completion
 """
 
@@ -64,7 +66,10 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(EXIT_USAGE)
-    sys.exit(run_command(command, args[1:]))
+    rest = args[1:]
+    if command == "report" and rest and "=" not in rest[0] and not rest[0].startswith("-"):
+        rest = [f"dir={rest[0]}", *rest[1:]]  # `report DIR` is short for `report dir=DIR`
+    sys.exit(run_command(command, rest))
 
 
 def run_command(command: str, args: list[str]) -> int:
@@ -83,7 +88,7 @@ def run_command(command: str, args: list[str]) -> int:
         if os.environ.get(USER_FULL_ERROR_ENV) == "1":
             raise
         if isinstance(err, OSError) and err.filename:  # Hydra could not make the run dir
-            print(f"error: {apps.describe(err)}", file=sys.stderr)
+            print(f"error: {describe(err)}", file=sys.stderr)
             return EXIT_RUNTIME
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE

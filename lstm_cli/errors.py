@@ -28,3 +28,12 @@ class DataError(LstmCliError):
 
 class CheckpointError(LstmCliError):
     """A checkpoint that is missing, corrupt, unsafe or incompatible (exit 1)."""
+
+
+def describe(err: BaseException) -> str:
+    """The one-line text of an error: ours as written, a file error by its file."""
+    if isinstance(err, LstmCliError):
+        return str(err)
+    if isinstance(err, OSError) and err.filename:
+        return f"{err.filename}: {err.strerror}"
+    return f"{type(err).__name__}: {err}"

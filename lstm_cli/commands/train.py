@@ -34,7 +34,7 @@ from lstm_cli.data.batching import batch_order
 from lstm_cli.data.splits import PreparedData
 from lstm_cli.early_stopping import BestTracker
 from lstm_cli.engine import EpochSums, NonFiniteGradient, evaluate_split, train_steps
-from lstm_cli.errors import LstmCliError
+from lstm_cli.errors import LstmCliError, describe
 from lstm_cli.losses import build_loss
 from lstm_cli.model import LSTMNetwork, ModelSpec
 from lstm_cli.optim import build_optimizer, build_scheduler, step_scheduler
@@ -42,6 +42,7 @@ from lstm_cli.resume import check_resumable
 from lstm_cli.rundir import MetricsLog, current_run_dir, mark_latest, write_json_atomic
 from lstm_cli.runtime import resolve_device, seed_everything, set_threads
 from lstm_cli.signals import StopRequest, stop_on_signals
+from lstm_cli.status import write_status
 from lstm_cli.training_state import Trainee, TrainingProgress, checkpoint_payload, restore
 
 log = logging.getLogger("lstm_cli.train")
@@ -61,13 +62,23 @@ def run(cfg: DictConfig) -> float:
     values = resolve(cfg)
     config, _ = validate_train_config(values)
     run_dir = current_run_dir()
-    resumed = load_checkpoint(run_dir / "checkpoints" / "last.pt") if config.resume else None
-    if resumed is not None:
-        check_resumable(resumed["config"], values)
-    training = Training(config, values, run_dir, resumed)
-    with stop_on_signals() as stop:
-        training.fit(stop)
-    return training.finish(started)
+    write_status(run_dir, "running")
+    try:
+        resumed = load_checkpoint(run_dir / "checkpoints" / "last.pt") if config.resume else None
+        if resumed is not None:
+            check_resumable(resumed["config"], values)
+        training = Training(config, values, run_dir, resumed)
+        with stop_on_signals() as stop:
+            training.fit(stop)
+        best = training.finish(started)
+    except Interrupted as err:
+        write_status(run_dir, "interrupted", error=str(err))
+        raise
+    except BaseException as err:
+        write_status(run_dir, "failed", error=describe(err))
+        raise
+    write_status(run_dir, "finished")
+    return best
 
 
 class Training:

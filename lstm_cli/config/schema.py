@@ -316,6 +316,12 @@ class PredictConfig:
     output_root: str = "outputs"
 
 
+@dataclass
+class ReportConfig:
+    dir: str = "outputs"
+    format: Literal["table", "csv", "json"] = "table"
+
+
 # Groups whose schema depends on the chosen option: group -> (selector key, options).
 VARIANT_GROUPS: dict[str, tuple[str, dict[str, type]]] = {
     "dataset": ("kind", DATASETS),

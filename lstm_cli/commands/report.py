@@ -1,0 +1,127 @@
+"""`lstm-train report DIR`: one row per training run under a sweep or outputs directory.
+
+Each row: the run's directory and overrides, its status (finished, failed, running,
+interrupted), epochs done, the best value of its monitored metric, its test metrics and
+wall time; sorted best first by the monitored metric. `format=table|csv|json`.
+Reads only; writes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from lstm_cli.config.schema import ReportConfig
+from lstm_cli.config.validate import build, resolve
+from lstm_cli.errors import ConfigError
+from lstm_cli.status import read_status
+
+COLUMNS = ("run", "overrides", "status", "epochs", "monitor", "best", "wall_seconds")
+
+
+def run(cfg: DictConfig) -> list[dict[str, Any]]:
+    options = build(ReportConfig, resolve(cfg))
+    root = Path(options.dir).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"dir={options.dir}: no such directory")
+    rows = sorted((describe_run(path, root) for path in find_runs(root)), key=_rank)
+    print(render(rows, options.format), end="")
+    return rows
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Training runs: directories with a status.json or results.json next to .hydra/."""
+    candidates = [root, *(p for p in root.rglob("*") if p.is_dir() and not p.is_symlink())]
+    return [
+        path
+        for path in candidates
+        if (path / ".hydra").is_dir()
+        and ((path / "status.json").is_file() or (path / "results.json").is_file())
+    ]
+
+
+def describe_run(path: Path, root: Path) -> dict[str, Any]:
+    config = _load_yaml(path / ".hydra" / "config.yaml") or {}
+    overrides = _load_yaml(path / ".hydra" / "overrides.yaml") or []
+    trainer = config.get("trainer", {})
+    results = _load_json(path / "results.json")
+    rows = _metrics_rows(path / "metrics.csv")
+    monitor = trainer.get("monitor", "val/loss")
+    mode = trainer.get("mode", "min")
+    values = [float(r[monitor]) for r in rows if r.get(monitor) not in (None, "")]
+    best = results.get("best_value") if results else None
+    if best is None and values:
+        best = min(values) if mode == "min" else max(values)
+    return {
+        "run": str(path.relative_to(root)) if path != root else ".",
+        "overrides": " ".join(overrides),
+        "status": read_status(path).get("status", "unknown"),
+        "epochs": len(rows),
+        "monitor": monitor,
+        "mode": mode,
+        "best": best,
+        "wall_seconds": results.get("wall_seconds") if results else None,
+        **(results.get("test", {}) if results else {}),
+    }
+
+
+def _rank(row: dict[str, Any]) -> tuple[int, float]:
+    best = row["best"]
+    if best is None or (isinstance(best, float) and math.isnan(best)):
+        return (1, 0.0)
+    return (0, best if row["mode"] == "min" else -best)
+
+
+def render(rows: list[dict[str, Any]], form: str) -> str:
+    test_columns = sorted({k for row in rows for k in row if k.startswith("test/")})
+    columns = [*COLUMNS, *test_columns]
+    if form == "json":
+        return json.dumps([{c: row.get(c) for c in columns} for row in rows], indent=2) + "\n"
+    if form == "csv":
+        stream = io.StringIO()
+        writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        return stream.getvalue()
+    if not rows:
+        return "no training runs found\n"
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) for line in cells]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return OmegaConf.to_container(OmegaConf.load(path))
+    except (OSError, yaml.YAMLError):  # missing or half-written: the row shows less
+        return None
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _metrics_rows(path: Path) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="", encoding="utf-8") as stream:
+            return list(csv.DictReader(stream))
+    except OSError:
+        return []

@@ -1,0 +1,53 @@
+"""status.json of a run: running, finished, failed or interrupted, for `lstm-train report`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from lstm_cli.rundir import write_json_atomic
+
+STATUS_FILE = "status.json"
+
+
+def write_status(run_dir: Path, status: str, **details: Any) -> None:
+    """Record the run's state, with the process that holds it (to spot a killed run)."""
+    write_json_atomic(
+        run_dir / STATUS_FILE,
+        {
+            "status": status,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "updated": datetime.now().isoformat(timespec="seconds"),
+            **details,
+        },
+    )
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    """The recorded status; a `running` run whose process is gone was killed: interrupted."""
+    try:
+        recorded = json.loads((run_dir / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        finished = (run_dir / "results.json").is_file()
+        return {"status": "finished" if finished else "unknown"}
+    here = recorded.get("host") == socket.gethostname()
+    if recorded.get("status") == "running" and here and not _alive(int(recorded.get("pid", 0))):
+        recorded["status"] = "interrupted"
+    return recorded
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
