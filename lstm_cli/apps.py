@@ -20,10 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from lstm_cli.cli import USER_FULL_ERROR_ENV
 from lstm_cli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, LstmCliError, describe
+from lstm_cli.optuna_support import optuna_direction, optuna_storage, optuna_trials_left
 from lstm_cli.paths import config_dir, run_stamp
 from lstm_cli.resume import config_subdir_for, run_dir_for
 
 log = logging.getLogger("lstm_cli")
+
+SIGNAL_EXIT_CODES = {130, 143}  # a stopping signal ends the whole sweep, not just one job
 
 # Jobs of a multirun sweep that failed in this process; the sweep goes on without them and
 # `lstm_cli.cli` turns a non-empty list into exit code 1 at the end.
@@ -32,13 +35,17 @@ FAILED_JOBS: list[str] = []
 OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True)
 OmegaConf.register_new_resolver("run_dir", run_dir_for, replace=True)
 OmegaConf.register_new_resolver("config_subdir", config_subdir_for, replace=True)
+OmegaConf.register_new_resolver("optuna_direction", optuna_direction, replace=True)
+OmegaConf.register_new_resolver("optuna_trials_left", optuna_trials_left, replace=True)
+OmegaConf.register_new_resolver("optuna_storage", optuna_storage, replace=True)
 
 
 def run_guarded(command: str, cfg: DictConfig) -> Any:
     """Run `lstm_cli.commands.<command>.run(cfg)`; an error becomes one line and an exit code.
 
     The full traceback goes to the run's log file. In a multirun sweep a failed job is
-    reported and the sweep goes on with the next job.
+    reported and the sweep goes on with the next job (it returns no value, which the
+    Optuna sweeper records as a failed trial); a stopping signal ends the sweep.
     """
     try:
         module = importlib.import_module(f"lstm_cli.commands.{command}")
@@ -54,9 +61,9 @@ def run_guarded(command: str, cfg: DictConfig) -> Any:
         message = describe(err)
         log.error("error: %s", message, exc_info=True, extra={"file_only": True})
         print(f"error: {message}", file=sys.stderr, flush=True)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if HydraConfig.get().mode == RunMode.MULTIRUN and code not in SIGNAL_EXIT_CODES:
             FAILED_JOBS.append(HydraConfig.get().runtime.output_dir)
-            return None
+            return None  # sweepers record a trial without a value as failed, and go on
         raise SystemExit(code) from None
 
 

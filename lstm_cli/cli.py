@@ -87,18 +87,19 @@ def run_command(command: str, args: list[str]) -> int:
     except Exception as err:
         if os.environ.get(USER_FULL_ERROR_ENV) == "1":
             raise
+        if apps.FAILED_JOBS:  # the sweeper gave up because its jobs failed: say which
+            return _report_failed_jobs(apps.FAILED_JOBS)
         if isinstance(err, OSError) and err.filename:  # Hydra could not make the run dir
             print(f"error: {describe(err)}", file=sys.stderr)
             return EXIT_RUNTIME
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
-    if apps.FAILED_JOBS:
-        print(
-            f"error: {len(apps.FAILED_JOBS)} sweep job(s) failed: {', '.join(apps.FAILED_JOBS)}",
-            file=sys.stderr,
-        )
-        return EXIT_RUNTIME
-    return 0
+    return _report_failed_jobs(apps.FAILED_JOBS) if apps.FAILED_JOBS else 0
+
+
+def _report_failed_jobs(jobs: list[str]) -> int:
+    print(f"error: {len(jobs)} sweep job(s) failed: {', '.join(jobs)}", file=sys.stderr)
+    return EXIT_RUNTIME
 
 
 def _one_line_flag_errors(command: str) -> None:

@@ -16,6 +16,7 @@ MAY_CHANGE = {
     "trainer.max_epochs",
     "trainer.patience",
     "trainer.checkpoint_every_steps",
+    "hparams_search.trials",
 }
 
 

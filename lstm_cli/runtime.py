@@ -30,9 +30,27 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def jobs_sharing_the_cores() -> int:
+    """How many sweep jobs run at once on this machine (joblib's n_jobs), else 1."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return 1
+    n_jobs = HydraConfig.get().launcher.get("n_jobs")
+    if not isinstance(n_jobs, int) or n_jobs == 0:
+        return 1
+    return n_jobs if n_jobs > 0 else max(available_cores() + 1 + n_jobs, 1)
+
+
 def set_threads(requested: int) -> int:
-    """Set torch's intra-op threads; 0 means one per available core. Returns the count."""
-    threads = requested or available_cores()
+    """Set torch's intra-op threads and return the count.
+
+    0 means the available cores divided among the jobs running at once, so that parallel
+    sweep jobs never oversubscribe the machine (every LSTM time step is a parallel region
+    that waits for all its threads; one busy core slows an oversubscribed run many times).
+    """
+    threads = requested or max(available_cores() // jobs_sharing_the_cores(), 1)
     torch.set_num_threads(threads)
     return threads
 

@@ -269,6 +269,11 @@ class DataConfig:
 
 
 @dataclass
+class SearchConfig:
+    trials: int = bounded(20, ge=1)
+
+
+@dataclass
 class TrainConfig:
     dataset: Any
     model: ModelConfig
@@ -278,6 +283,7 @@ class TrainConfig:
     scheduler: Any
     trainer: TrainerConfig
     data: DataConfig
+    hparams_search: SearchConfig | None = None
     resume: str | None = None
     output_root: str = "outputs"
 

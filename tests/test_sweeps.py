@@ -1,0 +1,123 @@
+"""Sweeps on the engines people run: Optuna, joblib in parallel, submitit (local)."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SCRIPT, cli_env, run_cli
+
+QUICK = ("trainer.max_epochs=1", "model=tiny")
+
+
+def completed_trials(database: Path) -> int:
+    with sqlite3.connect(database) as connection:
+        (count,) = connection.execute(
+            "SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'"
+        ).fetchone()
+    return count
+
+
+def test_optuna_search_interrupted_then_continued_holds_all_trials(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    args = [
+        str(SCRIPT),
+        "train",
+        "hparams_search=optuna",
+        "hparams_search.trials=3",
+        "trainer.max_epochs=3",
+        "dataset=sine",
+        "dataset.length=600",
+    ]
+    first = subprocess.Popen(
+        args, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("outputs/multirun/*/0_*/results.json")):
+        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
+        time.sleep(0.05)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=60) in (143, -signal.SIGTERM)
+    (sweep,) = (tmp_path / "outputs/multirun").iterdir()
+    database = sweep / "optuna.db"
+    done_before = completed_trials(database)
+    assert 1 <= done_before < 3
+
+    result = run_cli(*args[1:], f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    launched = len(re.findall(r"Launching 1 jobs", result.stdout))
+    assert launched == 3 - done_before, "only the missing trials run"
+    assert completed_trials(database) == 3
+    assert "Best value" in result.stdout and "Directions: ['minimize']" in result.stdout
+
+
+def test_optuna_direction_follows_the_monitor(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    result = run_cli(
+        "train",
+        "hparams_search=optuna",
+        "hparams_search.trials=1",
+        "dataset=italy_power",
+        "trainer.monitor=val/acc",
+        "trainer.mode=max",
+        *QUICK,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Directions: ['maximize']" in result.stdout
+    assert "\x1b[" not in result.stdout + result.stderr, "no colour codes off a terminal"
+
+
+def test_a_failed_optuna_trial_is_recorded_and_the_search_goes_on(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    result = run_cli(
+        "train",
+        "hparams_search=optuna",
+        "hparams_search.trials=2",
+        "trainer.batch_size=0",
+        *QUICK,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("trainer.batch_size=0 is out of range") == 2, "both trials ran"
+    assert "2 sweep job(s) failed" in result.stderr
+
+
+def test_joblib_runs_jobs_in_parallel_without_oversubscribing(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    result = run_cli(
+        "train",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "optimizer=adam,sgd",
+        *QUICK,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    logs = list(tmp_path.glob("outputs/multirun/*/*/train.log"))
+    assert len(logs) == 2
+    cores = len(__import__("os").sched_getaffinity(0))
+    for log in logs:
+        assert f"threads={max(cores // 2, 1)} " in log.read_text()
+    assert len(list(tmp_path.glob("outputs/multirun/*/*/results.json"))) == 2
+
+
+def test_submitit_local_launcher_runs_the_sweep(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    result = run_cli(
+        "train",
+        "-m",
+        "hydra/launcher=submitit_local",
+        "optimizer=adam,sgd",
+        *QUICK,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(list(tmp_path.glob("outputs/multirun/*/*/results.json"))) == 2
