@@ -22,7 +22,7 @@ from lstm_cli.cli import USER_FULL_ERROR_ENV
 from lstm_cli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, LstmCliError, describe
 from lstm_cli.optuna_support import optuna_direction, optuna_storage, optuna_trials_left
 from lstm_cli.paths import config_dir, run_stamp
-from lstm_cli.resume import config_subdir_for, run_dir_for
+from lstm_cli.resume import config_subdir_for, log_file_for, run_dir_for
 
 log = logging.getLogger("lstm_cli")
 
@@ -35,6 +35,7 @@ FAILED_JOBS: list[str] = []
 OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True)
 OmegaConf.register_new_resolver("run_dir", run_dir_for, replace=True)
 OmegaConf.register_new_resolver("config_subdir", config_subdir_for, replace=True)
+OmegaConf.register_new_resolver("log_file", log_file_for, replace=True)
 OmegaConf.register_new_resolver("optuna_direction", optuna_direction, replace=True)
 OmegaConf.register_new_resolver("optuna_trials_left", optuna_trials_left, replace=True)
 OmegaConf.register_new_resolver("optuna_storage", optuna_storage, replace=True)

@@ -78,6 +78,12 @@ def run_command(command: str, args: list[str]) -> int:
 
     _route_hydra_errors_here()
     _one_line_flag_errors(command)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Under torchrun every rank agrees on rank 0's run name here, at one fixed point,
+        # before Hydra's resolvers ask for it in whatever order each rank happens to.
+        from lstm_cli.paths import run_stamp
+
+        run_stamp()
     sys.argv = [sys.argv[0], *args]
     try:
         apps.APPS[command]()

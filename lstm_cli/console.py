@@ -37,12 +37,16 @@ class _ConsoleOnly(logging.Filter):
 class Reporter:
     """Console output of one command; `interactive` is True on a terminal."""
 
-    def __init__(self) -> None:
-        self.interactive = sys.stdout.isatty()
+    def __init__(self, console: bool = True) -> None:
+        """`console=False` (torchrun ranks other than 0): the log file only."""
+        self.interactive = console and sys.stdout.isatty()
         self.console = Console(highlight=False) if self.interactive else None
         root = logging.getLogger()
+        root.setLevel(logging.INFO)
         for handler in [h for h in root.handlers if getattr(h, "lstm_console", False)]:
             root.removeHandler(handler)
+        if not console:
+            return
         handler: logging.Handler
         if self.console is not None:
             handler = RichHandler(
@@ -58,7 +62,6 @@ class Reporter:
         handler.lstm_console = True
         handler.addFilter(_ConsoleOnly())
         root.addHandler(handler)
-        root.setLevel(logging.INFO)
 
     def table(self, title: str, rows: Mapping[str, Any]) -> None:
         """Key-value pairs: a rich table on a terminal, `title: key=value ...` lines otherwise."""

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from lstm_cli.data.batching import batch_order
 from lstm_cli.data.splits import PreparedData, Split
+from lstm_cli.distributed import World, my_share, sum_across_ranks
 from lstm_cli.losses import LossFn
 from lstm_cli.metrics import MetricAccumulator
 from lstm_cli.optim import clip_gradients
@@ -38,6 +39,17 @@ class EpochSums:
     @classmethod
     def zeros(cls, device: torch.device) -> EpochSums:
         return cls(torch.zeros(6, dtype=torch.float64, device=device))
+
+    def gather_on_main(self, world: World) -> None:
+        """Under torchrun: rank 0 takes all ranks' loss and sequence sums, the others zero.
+
+        Done before every checkpoint and at the epoch's end, so a checkpoint holds the
+        whole run's sums and adding up all ranks still counts every sequence once.
+        """
+        if not world.active:
+            return
+        shared = sum_across_ranks(self.values[:2].clone())
+        self.values[:2] = shared if world.is_main else 0.0
 
     def stats(self) -> dict[str, float]:
         loss, sequences, norm, steps, clipped, skipped = self.values.tolist()
@@ -109,16 +121,25 @@ def evaluate_split(
     loss_fn: LossFn,
     batch_size: int,
     device: torch.device,
+    world: World | None = None,
 ) -> dict[str, float]:
-    """Loss and the task's metrics over a whole split (in the data's own units)."""
+    """Loss and the task's metrics over a whole split (in the data's own units).
+
+    Under torchrun each rank scores its share of every batch and the sums are added up.
+    """
+    world = world or World()
     model.eval()
     accumulator = MetricAccumulator(data.task, data.output_size, device, data.to_original)
-    for index in batch_order(split.sequence_lengths(), batch_size, shuffle=False, bucket=False):
+    for whole in batch_order(split.sequence_lengths(), batch_size, shuffle=False, bucket=False):
+        index = my_share(whole, world)
+        if not len(index):
+            continue
         batch = split.take(index).to(device)
         outputs = model(batch.x, batch.lengths)
         accumulator.update(
             outputs, batch.y, batch.lengths, loss_fn(outputs, batch.y, batch.lengths)
         )
+    accumulator.reduce_across_ranks()
     return accumulator.compute()
 
 

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from lstm_cli.distributed import sum_across_ranks
 from lstm_cli.losses import padding_mask
 from lstm_cli.tasks import Task
 
@@ -81,6 +82,12 @@ class MetricAccumulator:
         self.sums[4] += (error.abs() / targets.abs().clamp_min(1e-12))[nonzero].sum()
         self.sums[5] += targets.numel()
         self.sums[6] += nonzero.sum()
+
+    def reduce_across_ranks(self) -> None:
+        """Under torchrun each rank saw a share of the split: add up all ranks' sums."""
+        sum_across_ranks(self.sums)
+        if self.confusion is not None:
+            sum_across_ranks(self.confusion)
 
     def compute(self) -> dict[str, float]:
         """Metric name -> value, for names in `tasks.METRICS[task]`."""

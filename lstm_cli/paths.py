@@ -33,7 +33,19 @@ def run_stamp() -> str:
     """A run-directory name, fixed for the life of the process and unique across processes.
 
     Hydra's default second-resolution name collides when two runs start in the same second,
-    so the process id and a random suffix follow the time.
+    so the process id and a random suffix follow the time. Under torchrun all ranks take
+    rank 0's name, so that they share one directory.
     """
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    return f"{stamp}_{os.getpid()}{secrets.token_hex(2)}"
+    stamp = f"{stamp}_{os.getpid()}{secrets.token_hex(2)}"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from lstm_cli.distributed import agree_on  # imports torch: only under torchrun
+
+        stamp = agree_on(stamp)
+    return stamp
+
+
+def rank_suffix() -> str:
+    """'' for a single process or rank 0 of torchrun, else '.rank<N>' (for log files)."""
+    rank = int(os.environ.get("RANK", "0"))
+    return f".rank{rank}" if rank else ""

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from lstm_cli.errors import ConfigError
-from lstm_cli.paths import run_stamp
+from lstm_cli.paths import rank_suffix, run_stamp
 
 # Keys a resumed run may change: how long it goes on, how patient it is, where and how
 # often it writes. Anything else would make the continued run a different experiment.
@@ -30,9 +30,17 @@ def run_dir_for(output_root: str, command: str, resume: str | None) -> str:
     return str(directory.resolve())
 
 
-def config_subdir_for(resume: str | None) -> str:
-    """Where Hydra saves the config: a resumed run keeps its original .hydra untouched."""
+def config_subdir_for(resume: str | None) -> str | None:
+    """Where Hydra saves the config: a resumed run keeps its original .hydra untouched;
+    under torchrun only rank 0 saves it."""
+    if rank_suffix():
+        return None
     return f".hydra/resumed_{run_stamp()}" if resume else ".hydra"
+
+
+def log_file_for(command: str) -> str:
+    """The log file's name: `train.log`, or `train.rank1.log` for another torchrun rank."""
+    return f"{command}{rank_suffix()}.log"
 
 
 def check_resumable(saved: dict[str, Any], current: dict[str, Any]) -> None:

@@ -10,11 +10,16 @@ import torch
 from lstm_cli.errors import ConfigError
 
 
-def resolve_device(name: str, key: str = "trainer.device") -> torch.device:
-    """`auto` takes CUDA, then Apple MPS, then the CPU; asking for a missing one is an error."""
+def resolve_device(name: str, key: str = "trainer.device", local_rank: int = 0) -> torch.device:
+    """`auto` takes CUDA, then Apple MPS, then the CPU; asking for a missing one is an error.
+
+    Under torchrun each rank on a node takes the GPU of its local rank.
+    """
     cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
     if name == "auto":
-        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+        name = "cuda" if cuda else "mps" if mps else "cpu"
+    if name == "cuda" and cuda:
+        return torch.device("cuda", local_rank)
     if (name == "cuda" and not cuda) or (name == "mps" and not mps):
         raise ConfigError(
             f"{key}={name} but this machine has no {name.upper()} device; use auto or cpu"

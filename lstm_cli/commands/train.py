@@ -32,6 +32,7 @@ from lstm_cli.console import Reporter
 from lstm_cli.data import load_dataset
 from lstm_cli.data.batching import batch_order
 from lstm_cli.data.splits import PreparedData
+from lstm_cli.distributed import World, any_rank, join_process_group, my_share, wrap_for_ranks
 from lstm_cli.early_stopping import BestTracker
 from lstm_cli.engine import EpochSums, NonFiniteGradient, evaluate_split, train_steps
 from lstm_cli.errors import LstmCliError, describe
@@ -62,23 +63,29 @@ def run(cfg: DictConfig) -> float:
     values = resolve(cfg)
     config, _ = validate_train_config(values)
     run_dir = current_run_dir()
-    write_status(run_dir, "running")
+    world = join_process_group()
+    status = write_status if world.is_main else _no_status
+    status(run_dir, "running")
     try:
         resumed = load_checkpoint(run_dir / "checkpoints" / "last.pt") if config.resume else None
         if resumed is not None:
             check_resumable(resumed["config"], values)
-        training = Training(config, values, run_dir, resumed)
+        training = Training(config, values, run_dir, resumed, world)
         with stop_on_signals() as stop:
             training.fit(stop)
         best = training.finish(started)
     except Interrupted as err:
-        write_status(run_dir, "interrupted", error=str(err))
+        status(run_dir, "interrupted", error=str(err))
         raise
     except BaseException as err:
-        write_status(run_dir, "failed", error=describe(err))
+        status(run_dir, "failed", error=describe(err))
         raise
-    write_status(run_dir, "finished")
+    status(run_dir, "finished")
     return best
+
+
+def _no_status(*_args: Any, **_details: Any) -> None:
+    """Ranks other than 0 leave status.json to rank 0."""
 
 
 class Training:
@@ -90,12 +97,13 @@ class Training:
         values: dict[str, Any],
         run_dir: Path,
         resumed: dict[str, Any] | None,
+        world: World,
     ) -> None:
         trainer = config.trainer
-        self.config, self.values, self.run_dir = config, values, run_dir
+        self.config, self.values, self.run_dir, self.world = config, values, run_dir, world
         self.checkpoints = run_dir / "checkpoints"
-        self.device = resolve_device(trainer.device)
-        self.reporter = Reporter()
+        self.device = resolve_device(trainer.device, local_rank=world.local_rank)
+        self.reporter = Reporter(console=world.is_main)
         threads = set_threads(trainer.num_threads)
         seed_everything(trainer.seed)
         fitted = resumed["preprocessing"] if resumed else None
@@ -106,6 +114,7 @@ class Training:
         scheduler = build_scheduler(config.scheduler, optimizer, trainer.max_epochs, trainer.mode)
         shuffle = torch.Generator().manual_seed(trainer.seed)
         self.trainee = Trainee(model, optimizer, scheduler, shuffle)
+        self.stepping_model = wrap_for_ranks(model, world, self.device)
         self.loss_fn = build_loss(config.loss, self.data.task)
         self.metrics_log = MetricsLog(run_dir / "metrics.csv")
         if resumed is None:
@@ -117,10 +126,14 @@ class Training:
             self.best_state = {}
         else:
             self.progress = restore(resumed, self.trainee, self.device)
-            self.metrics_log.rewrite(self.progress.rows)
+            if world.is_main:
+                self.metrics_log.rewrite(self.progress.rows)
+            else:  # the checkpoint's loss sums are all ranks' together, held by rank 0
+                self.progress.sums.values[:2] = 0.0
             best = self.checkpoints / "best.pt"  # absent if killed before the first epoch ended
             self.best_state = load_checkpoint(best)["model_state"] if best.exists() else {}
-        mark_latest(run_dir)
+        if world.is_main:
+            mark_latest(run_dir)
         self._summarise(threads, resumed)
 
     def fit(self, stop: StopRequest) -> None:
@@ -136,6 +149,8 @@ class Training:
                 bucket=self.config.data.bucket,
                 generator=self.trainee.shuffle,
             )
+            size = self.world.size  # under torchrun: this rank's share of each batch
+            order = [my_share(batch, self.world) for batch in order if len(batch) >= size]
             started = time.perf_counter()
             done = self._train_epoch_steps(epoch, order, stop)
             if done < len(order):
@@ -154,13 +169,14 @@ class Training:
                 bar(loss, sequences)
                 progress.global_step += 1
                 progress.batch_in_epoch = done
-                if (every and progress.global_step % every == 0) or stop.signal:
+                stopping = any_rank(stop.signal is not None, self.device)
+                if (every and progress.global_step % every == 0) or stopping:
                     self._save("last.pt")
-                return stop.signal is not None
+                return stopping
 
             try:
                 return train_steps(
-                    self.trainee.model,
+                    self.stepping_model,
                     self.data.train,
                     order,
                     progress.batch_in_epoch,
@@ -192,7 +208,9 @@ class Training:
             self.loss_fn,
             trainer.batch_size * 4,
             self.device,
+            self.world,
         )
+        progress.sums.gather_on_main(self.world)
         improved = progress.best.update(val[trainer.monitor.split("/", 1)[1]], epoch)
         lr = self.trainee.optimizer.param_groups[0]["lr"]
         step_scheduler(self.trainee.scheduler, progress.best.latest)
@@ -214,8 +232,9 @@ class Training:
             self.best_state = {
                 k: v.detach().clone() for k, v in self.trainee.model.state_dict().items()
             }
-        self.metrics_log.append(row)
-        log.info(_epoch_line(row, trainer.max_epochs, improved))
+        if self.world.is_main:
+            self.metrics_log.append(row)
+            log.info(_epoch_line(row, trainer.max_epochs, improved))
 
     def _stopped_early(self) -> bool:
         patience, best = self.config.trainer.patience, self.progress.best
@@ -238,8 +257,13 @@ class Training:
         )
 
     def _save(self, name: str) -> None:
-        payload = checkpoint_payload(self.trainee, self.progress, self.values, self.data, self.spec)
-        save_checkpoint(payload, self.checkpoints / name)
+        """Rank 0 writes, after all ranks pool their loss sums into its copy."""
+        self.progress.sums.gather_on_main(self.world)
+        if self.world.is_main:
+            payload = checkpoint_payload(
+                self.trainee, self.progress, self.values, self.data, self.spec
+            )
+            save_checkpoint(payload, self.checkpoints / name)
 
     def finish(self, started: float) -> float:
         """Score the test split with the best weights; write results.json; return best value."""
@@ -253,6 +277,7 @@ class Training:
             self.loss_fn,
             trainer.batch_size * 4,
             self.device,
+            self.world,
         )
         results = {
             "run_dir": str(self.run_dir.resolve()),
@@ -269,6 +294,8 @@ class Training:
             "best_checkpoint": str((self.checkpoints / "best.pt").resolve()),
             "tool_version": __version__,
         }
+        if not self.world.is_main:
+            return best.value
         write_json_atomic(self.run_dir / "results.json", results)
         self.reporter.table(
             "results",

@@ -1,0 +1,92 @@
+"""Training on several processes with torchrun and DistributedDataParallel.
+
+`torchrun --nproc-per-node=N -m lstm_cli train ...` starts N copies; torchrun tells each
+its RANK and WORLD_SIZE. All ranks share one run directory (rank 0 picks its name and
+broadcasts it) and one process group (gloo for CPU tensors, NCCL for CUDA ones). Each
+rank trains on its share of every global batch; DDP averages the gradients, so the
+update equals that of one process on the whole batch. Rank 0 alone writes checkpoints,
+metrics and results; every rank logs to its own file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.size > 1
+
+
+def current_world() -> World:
+    """This process's place among torchrun's workers (a single process: rank 0 of 1)."""
+    return World(
+        int(os.environ.get("RANK", 0)),
+        int(os.environ.get("WORLD_SIZE", 1)),
+        int(os.environ.get("LOCAL_RANK", 0)),
+    )
+
+
+@cache
+def join_process_group() -> World:
+    """Join the process group once per process; gloo serves CPU tensors, NCCL CUDA ones."""
+    world = current_world()
+    if world.active and not dist.is_initialized():
+        backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    return world
+
+
+def agree_on(value: str) -> str:
+    """Rank 0's `value`, on every rank (the run directory's name)."""
+    if not join_process_group().active:
+        return value
+    shared = [value]
+    dist.broadcast_object_list(shared, src=0)
+    return shared[0]
+
+
+def sum_across_ranks(tensor: Tensor) -> Tensor:
+    """All ranks' `tensor` added together (in place), for metric sums."""
+    if current_world().active:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when it is true on any: all ranks stop at the same step."""
+    if not current_world().active:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def my_share(index: Tensor, world: World) -> Tensor:
+    """This rank's part of a global batch (every size-th sample from its rank)."""
+    return index[world.rank :: world.size] if world.active else index
+
+
+def wrap_for_ranks(model: nn.Module, world: World, device: torch.device) -> nn.Module:
+    """The model that training steps call: under torchrun wrapped in DDP, which averages the
+    gradients across ranks during backward; the plain model otherwise."""
+    if not world.active:
+        return model
+    device_ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
