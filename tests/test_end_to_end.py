@@ -247,6 +247,12 @@ def test_a_failed_sweep_job_is_reported_and_the_sweep_goes_on(cli, tmp_path):
     assert finished == ["1_model=tiny,trainer.batch_size=8,trainer.max_epochs=1"]
 
 
+def test_a_sweep_with_an_unknown_monitor_fails_before_any_job(cli, tmp_path):
+    result = cli("train", "-m", "optimizer=adam,sgd", "trainer.monitor=val/accuracy")
+    assert_clean_error(result, 2, "trainer.monitor=val/accuracy", "val/rmse")
+    assert not list(tmp_path.glob("outputs/multirun/*/*/train.log")), "no job ran"
+
+
 def test_missing_data_file_is_a_data_error(cli, tmp_path):
     result = cli("train", "dataset=csv_forecast", "dataset.path=nowhere.csv", "dataset.target=y")
     assert_clean_error(result, 1, "dataset.path=nowhere.csv", "no such file")

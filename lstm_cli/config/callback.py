@@ -30,11 +30,18 @@ class ValidateBeforeRun(Callback):
     """Hydra turns a callback's exceptions into warnings, so the error leaves as SystemExit."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, resume=True)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """The sweep's shared settings (a misspelled monitor, say) fail before any job."""
+        self._check(config, resume=False)
+
+    def _check(self, config: DictConfig, resume: bool) -> None:
         job_keys = [key for key in config if key != "hydra"]
         try:
             values = resolve(OmegaConf.masked_copy(config, job_keys))
             VALIDATORS[config.hydra.job.name](values)
-            if values.get("resume"):
+            if resume and values.get("resume"):
                 _check_resume(Path(config.hydra.run.dir), values)
         except Exception as err:
             ours = _our_error(err)
