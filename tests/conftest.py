@@ -53,6 +53,16 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *nee
     assert "Traceback" not in result.stderr + result.stdout
 
 
+class RunsCodeWhenUnpickled:
+    """Unpickling this runs `touch <marker>`: what a crafted checkpoint would do."""
+
+    def __init__(self, marker: Path | str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_clean_error, run_cli
+from conftest import RunsCodeWhenUnpickled, assert_clean_error, run_cli
 
 SERIES = "t,y\n" + "".join(f"{t},{10 + t % 7}\n" for t in range(80))
 SMALL = ("model=tiny", "trainer.max_epochs=1")
@@ -48,11 +48,6 @@ def replace_line(text: str, number: int, line: str) -> str:
     return "".join(lines)
 
 
-class _TouchesMarker:
-    def __reduce__(self):
-        return (os.system, ("touch pwned",))
-
-
 def npz(**arrays: object) -> Callable[[Path], None]:
     return lambda path: np.savez(path, **arrays)
 
@@ -71,7 +66,7 @@ def damaged(how: str) -> Callable[[Path, Path], None]:
         elif how == "foreign":
             torch.save({"state_dict": {"w": torch.zeros(2)}}, path)
         elif how == "crafted":
-            torch.save({"format_version": 1, "evil": _TouchesMarker()}, path)
+            torch.save({"format_version": 1, "evil": RunsCodeWhenUnpickled("pwned")}, path)
         else:
             payload = torch.load(good, weights_only=True)
             if how == "newer":

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import pickle
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import RunsCodeWhenUnpickled
 
 from lstm_cli.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from lstm_cli.errors import CheckpointError
@@ -52,20 +52,10 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
 
 
-class _MakesMarker:
-    """Unpickling this runs os.system: what a crafted checkpoint would do."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_a_checkpoint_whose_pickle_runs_code_is_refused_and_the_code_never_runs(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
-    torch.save({**payload(), "format_version": 1, "extra": _MakesMarker(marker)}, path)
+    torch.save({**payload(), "format_version": 1, "extra": RunsCodeWhenUnpickled(marker)}, path)
     with pytest.raises(CheckpointError, match="refused"):
         load_checkpoint(path)
     assert not marker.exists()

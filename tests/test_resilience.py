@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import random
 import resource
 import signal
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SCRIPT, assert_clean_error, cli_env, run_cli
+from conftest import SCRIPT, RunsCodeWhenUnpickled, assert_clean_error, cli_env, run_cli
 
 SINE = (
     "dataset=sine",
@@ -223,18 +222,10 @@ def test_eight_trainings_started_together_get_eight_directories(tmp_path):
     assert len(runs) == 8 and all((run / "results.json").is_file() for run in runs)
 
 
-class _TouchesMarker:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_a_crafted_checkpoint_is_refused_by_the_cli_and_its_code_never_runs(tmp_path):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
-    torch.save({"format_version": 1, "payload": _TouchesMarker(marker)}, evil)
+    torch.save({"format_version": 1, "payload": RunsCodeWhenUnpickled(marker)}, evil)
     for command in (
         ("evaluate", f"checkpoint={evil}"),
         ("predict", f"checkpoint={evil}", "input=x.csv"),
