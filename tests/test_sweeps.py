@@ -16,10 +16,14 @@ QUICK = ("trainer.max_epochs=1", "model=tiny")
 
 
 def completed_trials(database: Path) -> int:
-    with sqlite3.connect(database) as connection:
-        (count,) = connection.execute(
-            "SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'"
-        ).fetchone()
+    """Trials the study has recorded as complete (0 while the sweeper is still creating it)."""
+    try:
+        with sqlite3.connect(database) as connection:
+            (count,) = connection.execute(
+                "SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'"
+            ).fetchone()
+    except sqlite3.OperationalError:  # tables not made yet, or the sweeper holds the lock
+        return 0
     return count
 
 
@@ -38,7 +42,7 @@ def test_optuna_search_interrupted_then_continued_holds_all_trials(tmp_path):
         args, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 120
-    while not list(tmp_path.glob("outputs/multirun/*/0_*/results.json")):
+    while not any(completed_trials(db) for db in tmp_path.glob("outputs/multirun/*/optuna.db")):
         assert time.monotonic() < deadline and first.poll() is None, first.communicate()
         time.sleep(0.05)
     first.send_signal(signal.SIGTERM)

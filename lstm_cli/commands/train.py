@@ -132,6 +132,7 @@ class Training:
                 self.progress.sums.values[:2] = 0.0
             best = self.checkpoints / "best.pt"  # absent if killed before the first epoch ended
             self.best_state = load_checkpoint(best)["model_state"] if best.exists() else {}
+        self.first_step = self.progress.global_step  # logged: start-up time is measured
         if world.is_main:
             mark_latest(run_dir)
         self._summarise(threads, resumed)
@@ -167,6 +168,8 @@ class Training:
 
             def after_step(done: int, loss: torch.Tensor, sequences: int) -> bool:
                 bar(loss, sequences)
+                if progress.global_step == self.first_step:
+                    log.info("first optimizer step at %.3f (unix time)", time.time())
                 progress.global_step += 1
                 progress.batch_in_epoch = done
                 stopping = any_rank(stop.signal is not None, self.device)
