@@ -53,6 +53,13 @@ def join_process_group() -> World:
     return world
 
 
+def leave_process_group() -> None:
+    """Tear the group down before the process exits; a rank that exits with the group still
+    up can abort in gloo's threads ("terminate called without an active exception")."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def agree_on(value: str) -> str:
     """Rank 0's `value`, on every rank (the run directory's name)."""
     if not join_process_group().active:

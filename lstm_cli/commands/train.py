@@ -32,7 +32,14 @@ from lstm_cli.console import Reporter
 from lstm_cli.data import load_dataset
 from lstm_cli.data.batching import batch_order
 from lstm_cli.data.splits import PreparedData
-from lstm_cli.distributed import World, any_rank, join_process_group, my_share, wrap_for_ranks
+from lstm_cli.distributed import (
+    World,
+    any_rank,
+    join_process_group,
+    leave_process_group,
+    my_share,
+    wrap_for_ranks,
+)
 from lstm_cli.early_stopping import BestTracker
 from lstm_cli.engine import EpochSums, NonFiniteGradient, evaluate_split, train_steps
 from lstm_cli.errors import LstmCliError, describe
@@ -80,6 +87,8 @@ def run(cfg: DictConfig) -> float:
     except BaseException as err:
         status(run_dir, "failed", error=describe(err))
         raise
+    finally:
+        leave_process_group()
     status(run_dir, "finished")
     return best
 
