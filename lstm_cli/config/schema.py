@@ -265,7 +265,7 @@ class TrainerConfig:
 @dataclass
 class DataConfig:
     packed: bool = False
-    bucket: bool = False
+    bucket: bool = True
 
 
 @dataclass
