@@ -83,12 +83,14 @@ def test_a_failed_optuna_trial_is_recorded_and_the_search_goes_on(tmp_path):
         "train",
         "hparams_search=optuna",
         "hparams_search.trials=2",
-        "trainer.batch_size=0",
+        "dataset=csv_forecast",
+        "dataset.path=gone.csv",
+        "dataset.target=y",
         *QUICK,
         cwd=tmp_path,
     )
     assert result.returncode == 1
-    assert result.stderr.count("trainer.batch_size=0 is out of range") == 2, "both trials ran"
+    assert result.stderr.count("dataset.path=gone.csv: no such file") == 2, "both trials ran"
     assert "2 sweep job(s) failed" in result.stderr
 
 
