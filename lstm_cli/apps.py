@@ -23,10 +23,11 @@ from lstm_cli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, LstmCliError, descri
 from lstm_cli.optuna_support import optuna_direction, optuna_storage, optuna_trials_left
 from lstm_cli.paths import config_dir, run_stamp
 from lstm_cli.resume import config_subdir_for, log_file_for, run_dir_for
+from lstm_cli.signals import EXIT_CODES
 
 log = logging.getLogger("lstm_cli")
 
-SIGNAL_EXIT_CODES = {130, 143}  # a stopping signal ends the whole sweep, not just one job
+SIGNAL_EXIT_CODES = set(EXIT_CODES.values())  # a stopping signal ends the whole sweep
 
 # Jobs of a multirun sweep that failed in this process; the sweep goes on without them and
 # `lstm_cli.cli` turns a non-empty list into exit code 1 at the end.
