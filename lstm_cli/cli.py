@@ -75,15 +75,14 @@ def main(argv: list[str] | None = None) -> None:
 def run_command(command: str, args: list[str]) -> int:
     """Run one subcommand's Hydra app with `args` as its command line."""
     from lstm_cli import apps
+    from lstm_cli.paths import run_stamp
 
     _route_hydra_errors_here()
     _one_line_flag_errors(command)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # Under torchrun every rank agrees on rank 0's run name here, at one fixed point,
-        # before Hydra's resolvers ask for it in whatever order each rank happens to.
-        from lstm_cli.paths import run_stamp
-
-        run_stamp()
+    # The run's name is fixed here, before Hydra starts: sweep workers inherit it, and under
+    # torchrun every rank agrees on rank 0's at this one point (Hydra's resolvers would ask
+    # for it in whatever order each rank happens to).
+    run_stamp()
     sys.argv = [sys.argv[0], *args]
     try:
         apps.APPS[command]()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 EMBEDDED_DATA_DIR = PACKAGE_DIR / "datasets"
+RUN_STAMP_ENV = "LSTM_TRAIN_RUN_STAMP"
 
 
 def config_dir() -> Path:
@@ -30,18 +31,23 @@ def config_dir() -> Path:
 
 @cache
 def run_stamp() -> str:
-    """A run-directory name, fixed for the life of the process and unique across processes.
+    """A run-directory name, fixed for one invocation and unique across invocations.
 
     Hydra's default second-resolution name collides when two runs start in the same second,
-    so the process id and a random suffix follow the time. Under torchrun all ranks take
-    rank 0's name, so that they share one directory.
+    so the process id and a random suffix follow the time. The name is exported to the
+    environment, so that the worker processes of a sweep (joblib, submitit) put their jobs
+    under the same sweep directory. Under torchrun all ranks take rank 0's name.
     """
+    inherited = os.environ.get(RUN_STAMP_ENV)
+    if inherited:
+        return inherited
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     stamp = f"{stamp}_{os.getpid()}{secrets.token_hex(2)}"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from lstm_cli.distributed import agree_on  # imports torch: only under torchrun
 
         stamp = agree_on(stamp)
+    os.environ[RUN_STAMP_ENV] = stamp
     return stamp
 
 

@@ -106,12 +106,30 @@ def test_joblib_runs_jobs_in_parallel_without_oversubscribing(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "outputs/multirun").iterdir())) == 1, "one sweep directory"
     logs = list(tmp_path.glob("outputs/multirun/*/*/train.log"))
     assert len(logs) == 2
     cores = len(__import__("os").sched_getaffinity(0))
     for log in logs:
         assert f"threads={max(cores // 2, 1)} " in log.read_text()
     assert len(list(tmp_path.glob("outputs/multirun/*/*/results.json"))) == 2
+
+
+def test_a_job_failing_in_a_joblib_worker_fails_the_sweep(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    result = run_cli(
+        "train",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "dataset=sine",
+        "dataset.length=600,5",
+        *QUICK,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert "1 sweep job(s) failed" in result.stderr and "dataset.length=5" in result.stderr
+    assert len(list(tmp_path.glob("outputs/multirun/*/*/results.json"))) == 1
 
 
 def test_submitit_local_launcher_runs_the_sweep(tmp_path):
@@ -126,4 +144,5 @@ def test_submitit_local_launcher_runs_the_sweep(tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "outputs/multirun").iterdir())) == 1, "one sweep directory"
     assert len(list(tmp_path.glob("outputs/multirun/*/*/results.json"))) == 2

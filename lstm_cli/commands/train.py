@@ -67,13 +67,13 @@ class Interrupted(LstmCliError):
 def run(cfg: DictConfig) -> float:
     """Train; return the best value of the monitored metric (what sweepers optimise)."""
     started = time.time()
-    values = resolve(cfg)
-    config, _ = validate_train_config(values)
     run_dir = current_run_dir()
     world = join_process_group()
     status = write_status if world.is_main else _no_status
     status(run_dir, "running")
     try:
+        values = resolve(cfg)
+        config, _ = validate_train_config(values)
         resumed = load_checkpoint(run_dir / "checkpoints" / "last.pt") if config.resume else None
         if resumed is not None:
             check_resumable(resumed["config"], values)

@@ -36,6 +36,18 @@ class ValidateBeforeRun(Callback):
         """The sweep's shared settings (a misspelled monitor, say) fail before any job."""
         self._check(config, resume=False)
 
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Jobs that failed in other processes (joblib, submitit) count too: their
+        status.json says so, and the sweep's exit code must."""
+        from lstm_cli import apps
+        from lstm_cli.status import read_status
+
+        known = {str(Path(job).resolve()) for job in apps.FAILED_JOBS}
+        for status_file in sorted(Path(config.hydra.sweep.dir).glob("*/status.json")):
+            job = status_file.parent.resolve()
+            if str(job) not in known and read_status(job).get("status") == "failed":
+                apps.FAILED_JOBS.append(str(job))
+
     def _check(self, config: DictConfig, resume: bool) -> None:
         job_keys = [key for key in config if key != "hydra"]
         try:
