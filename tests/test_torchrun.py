@@ -4,6 +4,7 @@ as one process on the same global batch, and resume under DDP."""
 from __future__ import annotations
 
 import csv
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,10 @@ ARGS = ("trainer.max_epochs=3", "model=tiny", "trainer.num_threads=1", "trainer.
 
 
 def torchrun(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """torchrun with 2 CPU ranks. Rarely (about 1 start in 30 here, never reproduced in
+    isolation) a rank aborts inside gloo while the group forms ("terminate called without an
+    active exception", SIGABRT) before any training; such an attempt is cleaned away and
+    started once more, and PYTHONFAULTHANDLER makes the ranks print where it happened."""
     command = [
         str(TORCHRUN),
         "--standalone",
@@ -25,9 +30,27 @@ def torchrun(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "train",
         *args,
     ]
-    return subprocess.run(
-        command, cwd=workdir, env=cli_env(), capture_output=True, text=True, timeout=300
-    )
+    runs = workdir / "outputs" / "train"
+    for attempt in range(2):
+        before = set(runs.iterdir()) if runs.is_dir() else set()
+        result = subprocess.run(
+            command,
+            cwd=workdir,
+            env=cli_env(PYTHONFAULTHANDLER="1"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        aborted = result.returncode != 0 and "Signal 6 (SIGABRT)" in result.stderr
+        if not aborted or attempt:
+            return result
+        for leftover in set(runs.iterdir()) - before:
+            if not leftover.is_symlink():
+                shutil.rmtree(leftover)
+        latest = runs / "latest"
+        if latest.is_symlink() and not latest.exists():
+            latest.unlink()
+    return result
 
 
 def test_two_processes_share_one_run_and_match_one_process(tmp_path):
