@@ -17,7 +17,7 @@ ARGS = ("trainer.max_epochs=3", "model=tiny", "trainer.num_threads=1", "trainer.
 
 
 def torchrun(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """torchrun with 2 CPU ranks. Rarely (about 1 start in 30 here, never reproduced in
+    """torchrun with 2 CPU ranks. Rarely (2 of about 60 starts here, never reproduced in
     isolation) a rank aborts inside gloo while the group forms ("terminate called without an
     active exception", SIGABRT) before any training; such an attempt is cleaned away and
     started once more, and PYTHONFAULTHANDLER makes the ranks print where it happened."""
