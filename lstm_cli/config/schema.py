@@ -13,6 +13,7 @@ from typing import Any, Literal
 Scaler = Literal["standard", "minmax", "none"]
 Transform = Literal["none", "log", "diff"]
 Missing = Literal["error", "drop", "ffill"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
 
 
 def bounded(default: Any, **bounds: float) -> Any:
@@ -252,7 +253,7 @@ class TrainerConfig:
     max_epochs: int = bounded(20, ge=1)
     batch_size: int = bounded(32, ge=1)
     seed: int = bounded(0, ge=0)
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    device: Device = "auto"
     num_threads: int = bounded(0, ge=0)
     monitor: str = "val/loss"
     mode: Literal["min", "max"] = "min"
@@ -289,14 +290,20 @@ class TrainConfig:
 
 
 @dataclass
-class EvaluateConfig:
+class TrainedRunConfig:
+    """What evaluate and predict share: which trained model, and where to run it."""
+
     run_dir: str | None = None
     checkpoint: str | None = None
     which: Literal["best", "last"] = "best"
-    split: Literal["train", "val", "test"] = "test"
     batch_size: int = bounded(256, ge=1)
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    device: Device = "auto"
     output_root: str = "outputs"
+
+
+@dataclass
+class EvaluateConfig(TrainedRunConfig):
+    split: Literal["train", "val", "test"] = "test"
 
 
 @dataclass
@@ -310,16 +317,10 @@ class PredictOptions:
 
 
 @dataclass
-class PredictConfig:
-    run_dir: str | None = None
-    checkpoint: str | None = None
-    which: Literal["best", "last"] = "best"
+class PredictConfig(TrainedRunConfig):
     input: str | None = None
     output: str | None = None
-    batch_size: int = bounded(256, ge=1)
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     predict: PredictOptions = field(default_factory=PredictOptions)
-    output_root: str = "outputs"
 
 
 @dataclass
