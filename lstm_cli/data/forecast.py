@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lstm_cli.config.schema import ForecastDatasetConfig
+from lstm_cli.config.schema import ForecastDatasetConfig, SineDatasetConfig
 from lstm_cli.data.files import CsvTable, resolve_path
 from lstm_cli.data.missing import forward_fill, read_columns
 from lstm_cli.data.scaling import Scaler
@@ -33,6 +33,18 @@ class Windowing:
     test_size: int
     scaler: str
     transform: list[str]
+
+    @classmethod
+    def of(cls, cfg: ForecastDatasetConfig | SineDatasetConfig) -> Windowing:
+        """The windowing keys of a forecasting dataset config (read or generated)."""
+        return cls(
+            cfg.window,
+            cfg.horizon,
+            cfg.val_size,
+            cfg.test_size,
+            cfg.scaler,
+            transforms(cfg.transform),
+        )
 
 
 def target_columns(target: Any) -> list[str]:
@@ -96,9 +108,7 @@ def prepare(cfg: ForecastDatasetConfig, fitted: dict[str, Any] | None) -> Prepar
     }
     path = resolve_path(cfg.path, "dataset.path")
     values, _ = read_series(path, state, "dataset.target")
-    windowing = Windowing(
-        cfg.window, cfg.horizon, cfg.val_size, cfg.test_size, cfg.scaler, transforms(cfg.transform)
-    )
+    windowing = Windowing.of(cfg)
     return prepare_series(values, state, windowing, str(path), fitted is not None)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from lstm_cli.config.schema import AddingDatasetConfig, SineDatasetConfig
-from lstm_cli.data.forecast import Windowing, prepare_series, transforms
+from lstm_cli.data.forecast import Windowing, prepare_series
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import PreparedData, SequenceSplit
 
@@ -32,9 +32,7 @@ def sine(cfg: SineDatasetConfig, fitted: dict[str, Any] | None) -> PreparedData:
         "time_column": None,
         "missing": "error",
     }
-    windowing = Windowing(
-        cfg.window, cfg.horizon, cfg.val_size, cfg.test_size, cfg.scaler, transforms(cfg.transform)
-    )
+    windowing = Windowing.of(cfg)
     return prepare_series(values, state, windowing, "dataset=sine", fitted is not None)
 
 
