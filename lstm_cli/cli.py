@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
 def run_command(command: str, args: list[str]) -> int:
     """Run one subcommand's Hydra app with `args` as its command line."""
     from lstm_cli import apps
+    from lstm_cli.help import is_plain_help, render_help
     from lstm_cli.paths import run_stamp
 
     _route_hydra_errors_here()
@@ -85,7 +86,10 @@ def run_command(command: str, args: list[str]) -> int:
     run_stamp()
     sys.argv = [sys.argv[0], *args]
     try:
-        apps.APPS[command]()
+        if is_plain_help(args):
+            print(render_help(command, args))
+        else:
+            apps.APPS[command]()
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

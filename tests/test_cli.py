@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from conftest import SCRIPT, assert_clean_error, cli_env
 
 
@@ -40,6 +42,43 @@ def test_train_help_shows_groups_options_and_examples(cli):
 def test_evaluate_and_predict_have_their_own_help(cli):
     assert "lstm-train evaluate run_dir=" in cli("evaluate", "--help").stdout
     assert "predict.overwrite" in cli("predict", "--help").stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("train", "--help"),
+        ("train", "model=large", "dataset=kjv", "-h"),
+        ("evaluate", "--help"),
+        ("predict", "--help"),
+        ("report", "--help"),
+    ],
+)
+def test_fast_help_is_exactly_hydras_help(cli, tmp_path, args):
+    """Our help skips Hydra's slow group listing; it must print the very same text."""
+    command, *rest = args
+    probe = (
+        "import sys\n"
+        "from lstm_cli import apps\n"
+        f"sys.argv = ['lstm-train', *{rest!r}]\n"
+        f"apps.APPS[{command!r}]()\n"
+    )
+    hydra_own = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=cli_env(LSTM_TRAIN_RUN_STAMP="help"),
+        cwd=tmp_path,
+        check=True,
+    )
+    ours = cli(*args)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == hydra_own.stdout
+    assert "Examples:" in ours.stdout or "usage" in ours.stdout.lower()
+
+
+def test_help_with_a_bad_override_is_one_error_line(cli):
+    assert_clean_error(cli("train", "model=nope", "--help"), 2, "model/nope", "large")
 
 
 def test_help_does_not_import_torch():
