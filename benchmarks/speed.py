@@ -2,27 +2,30 @@
 
     python benchmarks/speed.py                 # the standard workload (a few minutes)
     python benchmarks/speed.py --sequences 2048 --rounds 3   # quicker
+    python benchmarks/speed.py --device cuda   # on a GPU (data held on it, cuDNN)
 
 Alternates, in one process, an epoch of (a) the twenty-line PyTorch loop and (b)
 lstm-train's own training step (`lstm_cli.engine.train_steps` with its model, optimizer,
 clipping and metric sums) on the same data, and prints sequences per second and the ratio
 b/a (median of the rounds, min and max); the first epoch of each is a warm-up. Then:
-variable-length batches (padded, packed, bucketed), prediction at batch 256, `--help`
-wall times, time to the first optimizer step and peak memory of a default training run.
+lstm-train in mixed precision against its float32, variable-length batches (padded,
+packed, bucketed), prediction at batch 256, `--help` wall times, time to the first
+optimizer step and peak memory of a default training run.
 Figures vary with the machine's load: compare the ratios, not the absolute numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import re
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -31,16 +34,18 @@ from torch import nn
 from lstm_cli.config.schema import AdamConfig, ClipNormConfig, RegressionLossConfig
 from lstm_cli.data.batching import batch_order
 from lstm_cli.data.splits import SequenceSplit
-from lstm_cli.engine import EpochSums, predict_outputs, train_steps
+from lstm_cli.engine import EpochSums, Update, predict_outputs, train_steps
 from lstm_cli.losses import build_loss
 from lstm_cli.model import LSTMNetwork, ModelSpec
 from lstm_cli.optim import build_optimizer
+from lstm_cli.precision import Precision
 
 SCRIPT = Path(sys.executable).with_name("lstm-train")
 INPUTS, HIDDEN, LAYERS, DROPOUT, STEPS, BATCH = 16, 128, 2, 0.1, 100, 64
 
 
-def workload(count: int, variable: bool, seed: int = 0) -> SequenceSplit:
+def workload(count: int, variable: bool, device: torch.device, seed: int = 0) -> SequenceSplit:
+    """Random sequences, held on `device` as lstm-train does with data.on_device=auto."""
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(count, STEPS, INPUTS, generator=generator)
     lengths = (
@@ -49,7 +54,12 @@ def workload(count: int, variable: bool, seed: int = 0) -> SequenceSplit:
         else torch.full((count,), STEPS)
     )
     x *= (torch.arange(STEPS) < lengths.unsqueeze(1)).unsqueeze(-1)
-    return SequenceSplit(x, lengths, torch.randn(count, 1, generator=generator))
+    return SequenceSplit(x, lengths, torch.randn(count, 1, generator=generator)).to(device)
+
+
+def finish(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 class TutorialModel(nn.Module):
@@ -64,10 +74,10 @@ class TutorialModel(nn.Module):
 
 
 def tutorial_epoch(model: TutorialModel, optimizer, data: SequenceSplit) -> float:
-    """The loop from every LSTM tutorial, over pre-built tensors."""
+    """The loop from every LSTM tutorial, over pre-built tensors (on the same device)."""
     started = time.perf_counter()
     model.train()
-    order = torch.randperm(len(data))
+    order = torch.randperm(len(data), device=data.x.device)
     for first in range(0, len(data), BATCH):
         index = order[first : first + BATCH]
         x, y = data.x[index], data.y[index]
@@ -76,86 +86,105 @@ def tutorial_epoch(model: TutorialModel, optimizer, data: SequenceSplit) -> floa
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+    finish(data.x.device)
     return len(data) / (time.perf_counter() - started)
 
 
-def lstm_train_model(packed: bool = False) -> LSTMNetwork:
-    spec = ModelSpec(INPUTS, 1, False, False, HIDDEN, LAYERS, False, DROPOUT, 32)
-    return LSTMNetwork(spec, packed=packed)
+class Ours:
+    """lstm-train's model, optimizer and precision for one benchmark case."""
+
+    def __init__(self, device: torch.device, packed: bool = False, precision: str = "32") -> None:
+        spec = ModelSpec(INPUTS, 1, False, False, HIDDEN, LAYERS, False, DROPOUT, 32)
+        self.device = device
+        self.model = LSTMNetwork(spec, packed=packed).to(device)
+        optimizer = build_optimizer(AdamConfig(lr=1e-3), self.model.parameters())
+        self.update = Update(
+            optimizer, ClipNormConfig(max_norm=1.0), Precision(precision, device), False
+        )
+
+    def epoch(self, data: SequenceSplit, bucket: bool = False) -> float:
+        """lstm-train's own step: batch order, batching by index, train_steps, device sums."""
+        started = time.perf_counter()
+        order = batch_order(data.sequence_lengths(), BATCH, shuffle=True, bucket=bucket)
+        sums = EpochSums.zeros(self.device)
+        train_steps(
+            self.model,
+            data,
+            order,
+            0,
+            self.update,
+            build_loss(RegressionLossConfig(), "regression"),
+            sums,
+            self.device,
+            lambda done, loss, sequences: False,
+        )
+        sums.stats()
+        return len(data) / (time.perf_counter() - started)
 
 
-def lstm_train_epoch(model, optimizer, data: SequenceSplit, bucket: bool = False) -> float:
-    """lstm-train's own step: batch order, batching by index, train_steps, device sums."""
-    started = time.perf_counter()
-    order = batch_order(data.sequence_lengths(), BATCH, shuffle=True, bucket=bucket)
-    sums = EpochSums.zeros(torch.device("cpu"))
-    train_steps(
-        model,
-        data,
-        order,
-        0,
-        optimizer,
-        build_loss(RegressionLossConfig(), "regression"),
-        ClipNormConfig(max_norm=1.0),
-        False,
-        sums,
-        torch.device("cpu"),
-        lambda done, loss, sequences: False,
-    )
-    sums.stats()
-    return len(data) / (time.perf_counter() - started)
-
-
-def ratios(rounds: int, sequences: int) -> tuple[list[float], list[float]]:
-    data = workload(sequences, variable=False)
+def ratios(rounds: int, data: SequenceSplit, device: torch.device) -> tuple[list[float], ...]:
     torch.manual_seed(0)
-    tutorial = TutorialModel()
+    tutorial = TutorialModel().to(device)
     tutorial_optimizer = torch.optim.Adam(tutorial.parameters(), lr=1e-3)
-    ours = lstm_train_model()
-    our_optimizer = build_optimizer(AdamConfig(lr=1e-3), ours.parameters())
+    ours = Ours(device)
     tutorial_epoch(tutorial, tutorial_optimizer, data)  # warm-up
-    lstm_train_epoch(ours, our_optimizer, data)
+    ours.epoch(data)
     a, b = [], []
     for _ in range(rounds):
         a.append(tutorial_epoch(tutorial, tutorial_optimizer, data))
-        b.append(lstm_train_epoch(ours, our_optimizer, data))
+        b.append(ours.epoch(data))
     return a, b
 
 
-def variable_length(sequences: int) -> dict[str, float]:
-    data = workload(sequences, variable=True)
+def precisions(rounds: int, data: SequenceSplit, device: torch.device) -> dict[str, float]:
+    """lstm-train's throughput per trainer.precision (median of rounds, after a warm-up)."""
+    speeds = {}
+    for name in ("32", "bf16-mixed", "16-mixed") if device.type == "cuda" else ("32", "bf16-mixed"):
+        ours = Ours(device, precision=name)
+        ours.epoch(data)
+        speeds[name] = statistics.median(ours.epoch(data) for _ in range(rounds))
+    return speeds
+
+
+def variable_length(sequences: int, device: torch.device) -> dict[str, float]:
+    data = workload(sequences, variable=True, device=device)
     speeds = {}
     for name, packed, bucket in (
         ("padded", False, False),
         ("packed", True, False),
         ("bucketed", False, True),
+        ("packed+bucketed", True, True),
     ):
-        model = lstm_train_model(packed)
-        optimizer = build_optimizer(AdamConfig(lr=1e-3), model.parameters())
-        lstm_train_epoch(model, optimizer, data, bucket)  # warm-up
-        speeds[name] = lstm_train_epoch(model, optimizer, data, bucket)
+        ours = Ours(device, packed=packed)
+        ours.epoch(data, bucket)  # warm-up
+        speeds[name] = ours.epoch(data, bucket)
     return speeds
 
 
-def prediction(sequences: int) -> tuple[float, float]:
-    data = workload(sequences, variable=False)
-    tutorial, ours = TutorialModel().eval(), lstm_train_model().eval()
+def prediction(rounds: int, sequences: int, device: torch.device) -> tuple[float, float, list]:
+    """Alternating rounds of the hand-written inference loop and lstm-train's predict pass."""
+    data = workload(sequences, variable=False, device=device)
+    tutorial, ours = TutorialModel().to(device).eval(), Ours(device).model.eval()
 
     def hand_written() -> None:
         with torch.inference_mode():
-            for first in range(0, len(data), 256):
-                tutorial(data.x[first : first + 256])
+            outputs = [tutorial(data.x[i : i + 256]).cpu() for i in range(0, len(data), 256)]
+            torch.cat(outputs)
 
     def ours_predict() -> None:
-        predict_outputs(ours, data, 256, torch.device("cpu"))
+        predict_outputs(ours, data, 256, device)
 
-    results = []
-    for run in (hand_written, ours_predict):
-        run()
+    def speed(run: Callable[[], None]) -> float:
         started = time.perf_counter()
         run()
-        results.append(len(data) / (time.perf_counter() - started))
-    return results[0], results[1]
+        return len(data) / (time.perf_counter() - started)
+
+    hand_written(), ours_predict()  # warm-up
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(speed(hand_written))
+        b.append(speed(ours_predict))
+    return statistics.median(a), statistics.median(b), [y / x for x, y in zip(a, b, strict=True)]
 
 
 def wall_time(*args: str, repeats: int = 5) -> float:
@@ -172,10 +201,16 @@ def default_run() -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as scratch:
         started = time.time()
         subprocess.run([str(SCRIPT), "train"], cwd=scratch, check=True, capture_output=True)
-        log = (Path(scratch) / "outputs/train/latest/train.log").read_text()
+        run_dir = Path(scratch) / "outputs/train/latest"
+        log = (run_dir / "train.log").read_text()
         first_step = float(re.search(r"first optimizer step at ([\d.]+)", log).group(1))
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return first_step - started, peak_kib / 1024
+        results = json.loads((run_dir / "results.json").read_text())
+    return first_step - started, results["peak_host_memory_mib"]
+
+
+def relative(title: str, speeds: dict[str, float], base: str) -> str:
+    cases = (f"{k} {v:.0f} seq/s ({v / speeds[base]:.2f}x {base})" for k, v in speeds.items())
+    return f"{title}: " + ", ".join(cases)
 
 
 def main() -> None:
@@ -183,37 +218,39 @@ def main() -> None:
     parser.add_argument("--sequences", type=int, default=8192)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--skip-cli", action="store_true", help="skip --help and default run")
     options = parser.parse_args()
     torch.set_num_threads(options.threads)
+    device = torch.device(options.device)
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU"
     print(
-        f"machine: {platform.machine()}, {platform.system()}, python "
+        f"machine: {platform.machine()}, {platform.system()}, {gpu}, python "
         f"{platform.python_version()}, torch {torch.__version__}, threads "
-        f"{torch.get_num_threads()}, date {time.strftime('%Y-%m-%d')}"
+        f"{torch.get_num_threads()}, device {device}, date {time.strftime('%Y-%m-%d')}"
     )
     print(
         f"workload: {options.sequences} sequences x {STEPS} steps x {INPUTS} inputs, hidden "
         f"{HIDDEN} x {LAYERS} layers, dropout {DROPOUT}, batch {BATCH}, Adam, MSE, clip 1.0"
     )
-    a, b = ratios(options.rounds, options.sequences)
+    data = workload(options.sequences, variable=False, device=device)
+    a, b = ratios(options.rounds, data, device)
     per_round = [y / x for x, y in zip(a, b, strict=True)]
     print(
         f"training: hand-written {statistics.median(a):.0f} seq/s, lstm-train "
         f"{statistics.median(b):.0f} seq/s, ratio b/a median {statistics.median(per_round):.2f}"
         f" (min {min(per_round):.2f}, max {max(per_round):.2f}, {options.rounds} rounds)"
     )
-    speeds = variable_length(options.sequences)
-    print(
-        "variable lengths 20-100: "
-        + ", ".join(
-            f"{name} {speed:.0f} seq/s ({speed / speeds['padded']:.2f}x padded)"
-            for name, speed in speeds.items()
-        )
-    )
-    hand, ours = prediction(options.sequences)
+    print(relative("precision", precisions(options.rounds, data, device), "32"))
+    print(relative("variable lengths 20-100", variable_length(options.sequences, device), "padded"))
+    hand, ours, per_round = prediction(options.rounds * 3, options.sequences, device)
     print(
         f"prediction at batch 256: hand-written {hand:.0f} seq/s, lstm-train {ours:.0f} seq/s,"
-        f" ratio {ours / hand:.2f}"
+        f" ratio median {statistics.median(per_round):.2f} (min {min(per_round):.2f},"
+        f" max {max(per_round):.2f}, {len(per_round)} rounds)"
     )
+    if options.skip_cli:
+        return
     print(
         f"lstm-train --help {wall_time('--help'):.2f} s; lstm-train train --help "
         f"{wall_time('train', '--help'):.2f} s (median of 5)"

@@ -1,9 +1,9 @@
 """One training epoch and one evaluation pass: the textbook step, done on whole batches.
 
-Per batch: forward, loss, backward through time, clip (recording the pre-clip gradient
-norm), optimizer step. Running sums stay on the device and are read once per epoch. The
-one host read per step is the finiteness check of the gradient norm, which must come
-before the optimizer step it guards.
+Per batch: forward (under autocast for mixed precision), loss, backward through time,
+clip (recording the pre-clip gradient norm), optimizer step. Running sums stay on the
+device and are read once per epoch. The one host read per step is the finiteness check
+that must come before the optimizer step it guards.
 """
 
 from __future__ import annotations
@@ -21,24 +21,42 @@ from lstm_cli.distributed import World, my_share, sum_across_ranks
 from lstm_cli.losses import LossFn
 from lstm_cli.metrics import MetricAccumulator
 from lstm_cli.optim import clip_gradients
+from lstm_cli.precision import Precision
 
 
 class NonFiniteGradient(Exception):
     """The loss or the gradient of a batch was NaN or infinite (with on_nonfinite=stop)."""
 
 
+SLOTS = 7
+
+
 @dataclass
 class EpochSums:
     """Running sums of one epoch, on the device; saved in mid-epoch checkpoints.
 
-    Slots: loss x sequences, sequences, gradient norm, steps, clipped steps, skipped batches.
+    Slots: loss x sequences, sequences, gradient norm, steps, clipped steps, skipped
+    batches, and the first batch (1-based) whose loss or gradient was not finite, 0 if none.
     """
 
     values: Tensor
 
     @classmethod
     def zeros(cls, device: torch.device) -> EpochSums:
-        return cls(torch.zeros(6, dtype=torch.float64, device=device))
+        return cls(torch.zeros(SLOTS, dtype=torch.float64, device=device))
+
+    @classmethod
+    def restored(cls, saved: Tensor, device: torch.device) -> EpochSums:
+        """Sums from a checkpoint; those written before the last slot existed get a 0."""
+        values = torch.zeros(SLOTS, dtype=torch.float64)
+        values[: len(saved)] = saved
+        return cls(values.to(device))
+
+    def raise_if_halted(self) -> None:
+        """A host read: raise NonFiniteGradient if a batch of this epoch halted training."""
+        halted_at = int(self.values[6])
+        if halted_at:
+            raise NonFiniteGradient(halted_at)
 
     def gather_on_main(self, world: World) -> None:
         """Under torchrun: rank 0 takes all ranks' loss and sequence sums, the others zero.
@@ -52,7 +70,7 @@ class EpochSums:
         self.values[:2] = shared if world.is_main else 0.0
 
     def stats(self) -> dict[str, float]:
-        loss, sequences, norm, steps, clipped, skipped = self.values.tolist()
+        loss, sequences, norm, steps, clipped, skipped, _ = self.values.tolist()
         return {
             "train/loss": loss / max(sequences, 1.0),
             "grad_norm": norm / max(steps, 1.0),
@@ -61,15 +79,36 @@ class EpochSums:
         }
 
 
+@dataclass
+class Update:
+    """How a batch's gradients become a weight change.
+
+    `skip_nonfinite` is trainer.on_nonfinite=skip_batch. Under float16 mixed precision an
+    overflow of the scaled gradients is routine (the scaler skips that step and lowers its
+    scale), so there the policy watches the loss instead of the gradient norm.
+    """
+
+    optimizer: torch.optim.Optimizer
+    clip: Any
+    precision: Precision
+    skip_nonfinite: bool
+
+    @property
+    def guards_on_device(self) -> bool:
+        """Fused optimizers take a device flag that cancels their step: no host read needed.
+
+        (The flag is how torch's GradScaler skips steps; with a scaler it is the scaler's.)
+        """
+        return bool(self.optimizer.defaults.get("fused")) and self.precision.scaler is None
+
+
 def train_steps(
     model: nn.Module,
     split: Split,
     order: list[Tensor],
     start: int,
-    optimizer: torch.optim.Optimizer,
+    update: Update,
     loss_fn: LossFn,
-    clip: Any,
-    skip_nonfinite: bool,
     sums: EpochSums,
     device: torch.device,
     after_step: Callable[[int, Tensor, int], bool],
@@ -77,39 +116,61 @@ def train_steps(
     """Train on batches `order[start:]`; return how many of `order` are done.
 
     `after_step(done, loss, sequences)` runs after each batch (progress, step checkpoints,
-    signals) and returns True to stop early. A batch whose gradient norm is not finite is
-    skipped (no optimizer step) or raises NonFiniteGradient, before any weight changes.
+    signals) and returns True to stop early. A batch whose loss or gradient norm is not
+    finite changes no weight: it is skipped (skip_nonfinite), or it halts training and
+    NonFiniteGradient names it. With a fused optimizer the check stays on the device and
+    a halt freezes the weights until the host next looks (`EpochSums.raise_if_halted`,
+    before every checkpoint and at the end of these steps); otherwise it is read per step.
     """
     model.train()
+    optimizer, precision = update.optimizer, update.precision
     parameters = [p for p in model.parameters() if p.requires_grad]
+    skipped = torch.tensor([0.0] * 5 + [1.0], dtype=torch.float64, device=device)
+    nothing = torch.zeros(6, dtype=torch.float64, device=device)
     for position in range(start, len(order)):
         index = order[position]
         batch = split.take(index).to(device)
         optimizer.zero_grad(set_to_none=True)
-        outputs = model(batch.x, batch.lengths)
-        loss = loss_fn(outputs, batch.y, batch.lengths)
-        loss.backward()
-        grad_norm, clipped = clip_gradients(clip, parameters)
-        if not torch.isfinite(grad_norm):
-            if not skip_nonfinite:
+        with precision.autocast():
+            outputs = model(batch.x, batch.lengths)
+        loss = loss_fn(outputs.float(), batch.y, batch.lengths)
+        precision.backward(loss, optimizer)
+        grad_norm, clipped = clip_gradients(update.clip, parameters)
+        count = float(len(index))
+        taken = torch.stack(
+            [
+                loss.detach() * count,
+                loss.new_tensor(count),
+                grad_norm,
+                loss.new_tensor(1.0),
+                clipped,
+                loss.new_tensor(0.0),
+            ]
+        ).double()
+        watched = loss if precision.scaler is not None else grad_norm
+        finite = torch.isfinite(watched)
+        if update.guards_on_device:
+            if update.skip_nonfinite:
+                blocked, instead = ~finite, skipped
+            else:
+                first_bad = sums.values[6]
+                sums.values[6] = torch.where((first_bad > 0) | finite, first_bad, position + 1)
+                blocked, instead = sums.values[6] > 0, nothing
+            optimizer.found_inf = blocked.float()
+            optimizer.step()
+            sums.values[:6] += torch.where(blocked, instead, taken)
+        elif not finite:  # the host read of a non-fused optimizer
+            if not update.skip_nonfinite:
                 raise NonFiniteGradient(position + 1)
             optimizer.zero_grad(set_to_none=True)
-            sums.values[5] += 1
+            sums.values[:6] += skipped
         else:
-            optimizer.step()
-            count = float(len(index))
-            sums.values += torch.stack(
-                [
-                    loss.detach() * count,
-                    loss.new_tensor(count),
-                    grad_norm,
-                    loss.new_tensor(1.0),
-                    clipped,
-                    loss.new_tensor(0.0),
-                ]
-            ).double()
+            precision.step(optimizer)  # a float16 overflow makes the scaler skip this step
+            sums.values[:6] += torch.where(torch.isfinite(grad_norm), taken, skipped)
         if after_step(position + 1, loss, len(index)):
+            sums.raise_if_halted()
             return position + 1
+    sums.raise_if_halted()
     return len(order)
 
 

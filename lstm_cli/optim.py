@@ -8,22 +8,27 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+FUSED_DEVICES = ("cuda", "cpu")
+
 Scheduler = torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
 
 
 def build_optimizer(cfg: Any, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    """The configured optimizer; Adam, AdamW and SGD use torch's fused kernels where they exist.
+
+    A fused step is one kernel over all parameters and accepts a device-side flag that
+    cancels it, which lets the training step guard against NaN without a host read.
+    """
     params = list(parameters)
     if cfg.name in ("adam", "adamw"):
         kind = torch.optim.Adam if cfg.name == "adam" else torch.optim.AdamW
-        return kind(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+        options = dict(lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+        return _fused_if_possible(kind, params, options)
     if cfg.name == "sgd":
-        return torch.optim.SGD(
-            params,
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            nesterov=cfg.nesterov,
-            weight_decay=cfg.weight_decay,
+        options = dict(
+            lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
         )
+        return _fused_if_possible(torch.optim.SGD, params, options)
     if cfg.name == "rmsprop":
         return torch.optim.RMSprop(
             params,
@@ -34,6 +39,15 @@ def build_optimizer(cfg: Any, parameters: Iterable[nn.Parameter]) -> torch.optim
             weight_decay=cfg.weight_decay,
         )
     raise ValueError(f"unknown optimizer {cfg.name}")
+
+
+def _fused_if_possible(
+    kind: type[torch.optim.Optimizer], params: list[nn.Parameter], options: dict[str, Any]
+) -> torch.optim.Optimizer:
+    """Fused kernels exist for CUDA and the CPU (torch checks only at the first step, so
+    the device is looked at here); elsewhere (MPS, XLA) the foreach step runs."""
+    fused = bool(params) and params[0].device.type in FUSED_DEVICES
+    return kind(params, fused=fused or None, **options)
 
 
 def build_scheduler(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import torch
 
@@ -63,3 +64,20 @@ def set_threads(requested: int) -> int:
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
+
+
+def peak_memory_mib(device: torch.device) -> dict[str, float]:
+    """This process's peak resident memory, and the GPU's peak allocation when on CUDA.
+
+    Read from /proc (VmHWM), which starts afresh at exec: getrusage's figure would include
+    whatever process forked this one. Absent on systems without /proc.
+    """
+    peaks: dict[str, float] = {}
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks["peak_host_memory_mib"] = round(int(line.split()[1]) / 1024, 1)
+    if device.type == "cuda":
+        peaks["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return peaks

@@ -1,10 +1,10 @@
 """Where a training run stands, and its round trip through a checkpoint.
 
 A checkpoint written at an epoch's end or after any step holds enough to continue with
-the same result as a run that was never stopped: weights, optimizer and scheduler states,
-the RNG states (torch, CUDA, python, numpy), the shuffling generator's state at the start
-of the epoch in progress, how many of that epoch's batches are done and its running sums,
-the metrics rows so far and the best-so-far tracker.
+the same result as a run that was never stopped: weights, optimizer, scheduler and
+loss-scaler states, the RNG states (torch, CUDA, python, numpy), the shuffling
+generator's state at the start of the epoch in progress, how many of that epoch's batches
+are done and its running sums, the metrics rows so far and the best-so-far tracker.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class Trainee:
     optimizer: torch.optim.Optimizer
     scheduler: Scheduler | None
     shuffle: torch.Generator
+    scaler: torch.amp.GradScaler | None = None
 
 
 def checkpoint_payload(
@@ -60,6 +61,7 @@ def checkpoint_payload(
         "model_state": trainee.model.state_dict(),
         "optimizer_state": trainee.optimizer.state_dict(),
         "scheduler_state": trainee.scheduler.state_dict() if trainee.scheduler else None,
+        "scaler_state": trainee.scaler.state_dict() if trainee.scaler else None,
         "epoch": progress.epoch,
         "global_step": progress.global_step,
         "batch_in_epoch": progress.batch_in_epoch,
@@ -113,10 +115,12 @@ def restore(payload: dict[str, Any], trainee: Trainee, device: torch.device) -> 
     trainee.optimizer.load_state_dict(payload["optimizer_state"])
     if trainee.scheduler is not None and payload["scheduler_state"] is not None:
         trainee.scheduler.load_state_dict(payload["scheduler_state"])
+    if trainee.scaler is not None and payload.get("scaler_state"):
+        trainee.scaler.load_state_dict(payload["scaler_state"])
     set_rng_states(payload["rng"])
     return TrainingProgress(
         shuffle_state=payload["rng"]["shuffle"],
-        sums=EpochSums(payload["epoch_sums"].to(device)),
+        sums=EpochSums.restored(payload["epoch_sums"], device),
         best=BestTracker(**payload["best"]),
         epoch=payload["epoch"],
         global_step=payload["global_step"],

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import SCRIPT, assert_clean_error, cli_env
 
 

@@ -31,6 +31,7 @@ from lstm_cli.config.validate import resolve
 from lstm_cli.console import Reporter
 from lstm_cli.data import load_dataset
 from lstm_cli.data.batching import batch_order
+from lstm_cli.data.placement import place
 from lstm_cli.data.splits import PreparedData
 from lstm_cli.distributed import (
     World,
@@ -41,14 +42,15 @@ from lstm_cli.distributed import (
     wrap_for_ranks,
 )
 from lstm_cli.early_stopping import BestTracker
-from lstm_cli.engine import EpochSums, NonFiniteGradient, evaluate_split, train_steps
+from lstm_cli.engine import EpochSums, NonFiniteGradient, Update, evaluate_split, train_steps
 from lstm_cli.errors import LstmCliError, describe
 from lstm_cli.losses import build_loss
 from lstm_cli.model import LSTMNetwork, ModelSpec
 from lstm_cli.optim import build_optimizer, build_scheduler, step_scheduler
+from lstm_cli.precision import Precision
 from lstm_cli.resume import check_resumable
 from lstm_cli.rundir import MetricsLog, current_run_dir, mark_latest, write_json_atomic
-from lstm_cli.runtime import resolve_device, seed_everything, set_threads
+from lstm_cli.runtime import peak_memory_mib, resolve_device, seed_everything, set_threads
 from lstm_cli.signals import StopRequest, stop_on_signals
 from lstm_cli.status import write_status
 from lstm_cli.training_state import Trainee, TrainingProgress, checkpoint_payload, restore
@@ -116,13 +118,15 @@ class Training:
         threads = set_threads(trainer.num_threads)
         seed_everything(trainer.seed)
         fitted = resumed["preprocessing"] if resumed else None
-        self.data = load_dataset(config.dataset, trainer.seed, fitted=fitted)
+        data = load_dataset(config.dataset, trainer.seed, fitted=fitted)
+        self.data, self.data_on_device = place(data, self.device, config.data.on_device)
         self.spec = ModelSpec.of(config.model, self.data)
         model = LSTMNetwork(self.spec, packed=config.data.packed).to(self.device)
         optimizer = build_optimizer(config.optimizer, model.parameters())
         scheduler = build_scheduler(config.scheduler, optimizer, trainer.max_epochs, trainer.mode)
         shuffle = torch.Generator().manual_seed(trainer.seed)
-        self.trainee = Trainee(model, optimizer, scheduler, shuffle)
+        self.precision = Precision(trainer.precision, self.device)
+        self.trainee = Trainee(model, optimizer, scheduler, shuffle, self.precision.scaler)
         self.stepping_model = wrap_for_ranks(model, world, self.device)
         self.loss_fn = build_loss(config.loss, self.data.task)
         self.metrics_log = MetricsLog(run_dir / "metrics.csv")
@@ -192,10 +196,13 @@ class Training:
                     self.data.train,
                     order,
                     progress.batch_in_epoch,
-                    self.trainee.optimizer,
+                    Update(
+                        self.trainee.optimizer,
+                        self.config.clip,
+                        self.precision,
+                        skip_nonfinite=trainer.on_nonfinite == "skip_batch",
+                    ),
                     self.loss_fn,
-                    self.config.clip,
-                    trainer.on_nonfinite == "skip_batch",
                     progress.sums,
                     self.device,
                     after_step,
@@ -269,7 +276,11 @@ class Training:
         )
 
     def _save(self, name: str) -> None:
-        """Rank 0 writes, after all ranks pool their loss sums into its copy."""
+        """Rank 0 writes, after all ranks pool their loss sums into its copy.
+
+        Never a state past a halting non-finite batch: that raises instead.
+        """
+        self.progress.sums.raise_if_halted()
         self.progress.sums.gather_on_main(self.world)
         if self.world.is_main:
             payload = checkpoint_payload(
@@ -303,6 +314,7 @@ class Training:
             "test": {f"test/{name}": value for name, value in test.items()},
             "parameters": sum(p.numel() for p in self.trainee.model.parameters()),
             "wall_seconds": round(time.time() - started, 3),
+            **peak_memory_mib(self.device),
             "best_checkpoint": str((self.checkpoints / "best.pt").resolve()),
             "tool_version": __version__,
         }
@@ -336,6 +348,8 @@ class Training:
             {
                 "parameters": parameters,
                 "device": str(self.device),
+                "precision": self.precision.name,
+                "data on device": self.data_on_device,
                 "threads": threads,
                 **self.spec.to_dict(),
             },

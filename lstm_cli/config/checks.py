@@ -38,7 +38,17 @@ def validate_train_config(values: dict[str, Any]) -> tuple[TrainConfig, Task]:
         and cfg.optimizer.momentum == 0
     ):
         raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0")
+    check_precision(cfg.trainer.precision, cfg.trainer.device)
     return cfg, task
+
+
+def check_precision(precision: str, device_type: str) -> None:
+    """float16 needs CUDA: the CPU's LSTM kernel (oneDNN) has no float16 version."""
+    if precision == "16-mixed" and device_type == "cpu":
+        raise ConfigError(
+            f"trainer.precision=16-mixed needs a CUDA device, not trainer.device={device_type};"
+            " use trainer.precision=bf16-mixed or 32"
+        )
 
 
 def check_monitor(monitor: str, mode: str, task: Task) -> None:

@@ -261,12 +261,14 @@ class TrainerConfig:
     min_delta: float = bounded(0.0, ge=0.0)
     checkpoint_every_steps: int = bounded(0, ge=0)
     on_nonfinite: Literal["stop", "skip_batch"] = "stop"
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
 
 
 @dataclass
 class DataConfig:
     packed: bool = False
     bucket: bool = True
+    on_device: Literal["auto", "always", "never"] = "auto"
 
 
 @dataclass

@@ -82,6 +82,8 @@ def _check_type(key: str, value: Any, hint: Any) -> Any:
                 errors.append(err)
         raise errors[0]
     if origin is Literal:
+        if isinstance(value, int) and str(value) in args:  # precision=32 is read as a number
+            value = str(value)
         if value not in args:
             allowed = ", ".join(str(a) for a in args)
             raise ConfigError(f"{key}={value!r} is not allowed; choose one of: {allowed}")

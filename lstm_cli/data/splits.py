@@ -7,7 +7,7 @@ windows on demand (`WindowSplit`), so that no window is ever copied until it is 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import torch
@@ -29,9 +29,15 @@ class Batch:
     y: Tensor
 
     def to(self, device: torch.device) -> Batch:
-        return Batch(
-            self.x.to(device, non_blocking=True), self.lengths, self.y.to(device, non_blocking=True)
-        )
+        """Move to `device`; host batches bound for a GPU go through pinned memory, so the
+        copy is asynchronous and overlaps the previous step's kernels."""
+        return Batch(_to(self.x, device), self.lengths, _to(self.y, device))
+
+
+def _to(tensor: Tensor, device: torch.device) -> Tensor:
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
 
 
 class Split(Protocol):
@@ -42,6 +48,12 @@ class Split(Protocol):
     def take(self, index: Tensor) -> Batch: ...
 
     def sequence_lengths(self) -> Tensor: ...
+
+    def nbytes(self) -> int: ...
+
+    def to(self, device: torch.device) -> Split:
+        """The same split with its data on `device` (lengths and indices stay on the CPU)."""
+        ...
 
 
 @dataclass
@@ -62,6 +74,12 @@ class SequenceSplit:
 
     def sequence_lengths(self) -> Tensor:
         return self.lengths
+
+    def nbytes(self) -> int:
+        return _nbytes(self.x, self.y)
+
+    def to(self, device: torch.device) -> SequenceSplit:
+        return replace(self, x=self.x.to(device), y=self.y.to(device))
 
 
 @dataclass
@@ -101,6 +119,16 @@ class WindowSplit:
 
     def sequence_lengths(self) -> Tensor:
         return torch.full((len(self.starts),), self.window, dtype=torch.long)
+
+    def nbytes(self) -> int:
+        return _nbytes(self.inputs, self.targets)
+
+    def to(self, device: torch.device) -> WindowSplit:
+        return replace(self, inputs=self.inputs.to(device), targets=self.targets.to(device))
+
+
+def _nbytes(*tensors: Tensor) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 @dataclass

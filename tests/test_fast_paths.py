@@ -1,0 +1,197 @@
+"""The fast paths give the plain path's results: train_steps, bucketing, mixed precision."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from conftest import assert_clean_error, read_json
+from torch import nn
+
+from lstm_cli.config.schema import ClipNormConfig, RegressionLossConfig
+from lstm_cli.data.batching import batch_order
+from lstm_cli.data.placement import keeps_data_on_device
+from lstm_cli.data.splits import SequenceSplit
+from lstm_cli.engine import EpochSums, NonFiniteGradient, Update, train_steps
+from lstm_cli.losses import build_loss
+from lstm_cli.model import LSTMNetwork, ModelSpec
+from lstm_cli.precision import Precision
+
+CPU = torch.device("cpu")
+
+
+def variable_lengths(count: int = 96) -> SequenceSplit:
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(3, 13, (count,), generator=generator)
+    x = torch.randn(count, 12, 4, generator=generator)
+    x *= (torch.arange(12) < lengths.unsqueeze(1)).unsqueeze(-1)
+    return SequenceSplit(x, lengths, torch.randn(count, 1, generator=generator))
+
+
+def model() -> LSTMNetwork:
+    torch.manual_seed(0)
+    spec = ModelSpec(4, 1, False, False, 16, 2, False, 0.0, 8)
+    return LSTMNetwork(spec)
+
+
+def run_train_steps(
+    net: nn.Module, data: SequenceSplit, order: list[torch.Tensor], precision: str = "32"
+) -> list[float]:
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    update = Update(optimizer, ClipNormConfig(max_norm=1.0), Precision(precision, CPU), False)
+    losses: list[float] = []
+
+    def record(_done: int, loss: torch.Tensor, _sequences: int) -> bool:
+        losses.append(loss.item())
+        return False
+
+    loss_fn = build_loss(RegressionLossConfig(), "regression")
+    train_steps(net, data, order, 0, update, loss_fn, EpochSums.zeros(CPU), CPU, record)
+    return losses
+
+
+def test_train_steps_matches_the_plain_loop_loss_for_loss_and_weight_for_weight():
+    data = variable_lengths()
+    order = batch_order(data.lengths, 16, shuffle=True, bucket=True)
+    ours, plain = model(), model()
+    our_losses = run_train_steps(ours, data, order)
+    optimizer = torch.optim.Adam(plain.parameters(), lr=1e-2)
+    plain_losses = []
+    for index in order:
+        batch = data.take(index)
+        optimizer.zero_grad()
+        loss = nn.functional.mse_loss(plain(batch.x, batch.lengths), batch.y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(plain.parameters(), 1.0)
+        optimizer.step()
+        plain_losses.append(loss.item())
+    assert our_losses == plain_losses
+    for mine, theirs in zip(ours.parameters(), plain.parameters(), strict=True):
+        assert torch.equal(mine, theirs)
+
+
+def test_bucketed_batches_give_every_sequence_the_loss_it_has_alone():
+    """Bucketing only regroups sequences; each one's loss is unchanged (and padding shrinks)."""
+    data, net = variable_lengths(), model().eval()
+
+    def per_sequence_losses(bucket: bool) -> tuple[torch.Tensor, int]:
+        losses, padded_steps = torch.zeros(len(data)), 0
+        with torch.inference_mode():
+            for index in batch_order(data.lengths, 16, shuffle=True, bucket=bucket):
+                batch = data.take(index)
+                predicted = net(batch.x, batch.lengths)
+                losses[index] = ((predicted - batch.y) ** 2).squeeze(1)
+                padded_steps += batch.x.shape[0] * batch.x.shape[1]
+        return losses, padded_steps
+
+    bucketed, bucketed_steps = per_sequence_losses(bucket=True)
+    padded, padded_steps = per_sequence_losses(bucket=False)
+    torch.testing.assert_close(bucketed, padded, rtol=1e-5, atol=1e-6)
+    assert bucketed_steps < padded_steps
+
+
+def test_bf16_mixed_precision_follows_the_float32_losses():
+    data = variable_lengths()
+    order = batch_order(data.lengths, 16, shuffle=True, bucket=True)
+    full = run_train_steps(model(), data, order)
+    mixed = run_train_steps(model(), data, order, precision="bf16-mixed")
+    assert full != mixed  # the lower precision really ran
+    torch.testing.assert_close(torch.tensor(mixed), torch.tensor(full), rtol=0.05, atol=0.01)
+
+
+@pytest.mark.parametrize(
+    ("choice", "device", "data_bytes", "free_bytes", "kept"),
+    [
+        ("auto", "cuda", 1_000, 10_000, True),
+        ("auto", "cuda", 5_000, 10_000, False),  # over a quarter of free memory
+        ("always", "cuda", 50_000, 10_000, True),
+        ("never", "cuda", 1, 10_000, False),
+        ("always", "cpu", 1, 10_000, False),
+    ],
+)
+def test_data_stays_on_the_gpu_only_when_asked_and_it_fits(
+    choice, device, data_bytes, free_bytes, kept
+):
+    assert keeps_data_on_device(choice, device, data_bytes, free_bytes) is kept
+
+
+def test_a_split_moved_to_a_device_hands_out_the_same_batches():
+    data = variable_lengths()
+    index = torch.tensor([5, 0, 17])
+    moved = copy.deepcopy(data).to(CPU).take(index)
+    original = data.take(index)
+    assert torch.equal(moved.x, original.x) and torch.equal(moved.y, original.y)
+
+
+def test_float16_on_the_cpu_is_a_config_error_before_any_work(cli, tmp_path):
+    result = cli("train", "trainer.precision=16-mixed", "trainer.device=cpu")
+    assert_clean_error(result, 2, "trainer.precision=16-mixed", "bf16-mixed")
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_bf16_mixed_run_trains_and_records_its_precision(cli, tmp_path):
+    result = cli("train", "dataset=sine", "trainer.max_epochs=2", "trainer.precision=bf16-mixed")
+    assert result.returncode == 0, result.stderr
+    results = read_json(tmp_path / "outputs/train/latest/results.json")
+    assert all(value == value for value in results["test"].values())  # no NaN
+    assert (
+        "precision: bf16-mixed"
+        in (tmp_path / "outputs/train/latest/.hydra/config.yaml").read_text()
+    )
+
+
+def test_precision_32_may_be_typed_as_a_number(cli):
+    result = cli("train", "trainer.precision=32", "--cfg", "job")
+    assert result.returncode == 0, result.stderr
+
+
+def poisoned(data: SequenceSplit, order: list[torch.Tensor], batch: int) -> SequenceSplit:
+    """`data` with one NaN input in the `batch`-th batch of `order` (1-based)."""
+    bad = copy.deepcopy(data)
+    bad.x[order[batch - 1][0], 0, 0] = float("nan")
+    return bad
+
+
+def train_with(
+    fused: bool, data: SequenceSplit, order: list[torch.Tensor], skip: bool
+) -> tuple[nn.Module, torch.optim.Optimizer, EpochSums]:
+    net = model()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2, fused=fused or None)
+    update = Update(optimizer, ClipNormConfig(max_norm=1.0), Precision("32", CPU), skip)
+    sums = EpochSums.zeros(CPU)
+    loss_fn = build_loss(RegressionLossConfig(), "regression")
+    try:
+        train_steps(net, data, order, 0, update, loss_fn, sums, CPU, lambda *_: False)
+    except NonFiniteGradient as err:
+        sums.values[6] = err.args[0]  # where it stopped, for the caller to compare
+    return net, optimizer, sums
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["device-guard", "host-guard"])
+def test_a_nonfinite_batch_stops_with_the_weights_before_it(fused):
+    data = variable_lengths()
+    order = batch_order(data.lengths, 16, shuffle=False, bucket=False)
+    stopped, optimizer, sums = train_with(fused, poisoned(data, order, 3), order, skip=False)
+    assert update_guard(optimizer) is fused
+    assert int(sums.values[6]) == 3
+    before, *_ = train_with(fused, data, order[:2], skip=False)
+    for mine, theirs in zip(stopped.parameters(), before.parameters(), strict=True):
+        assert torch.equal(mine, theirs)
+    assert all(int(state["step"]) == 2 for state in optimizer.state.values())
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["device-guard", "host-guard"])
+def test_a_skipped_nonfinite_batch_is_as_if_it_were_not_there(fused):
+    data = variable_lengths()
+    order = batch_order(data.lengths, 16, shuffle=False, bucket=False)
+    skipping, _, sums = train_with(fused, poisoned(data, order, 3), order, skip=True)
+    without, _, clean_sums = train_with(fused, data, order[:2] + order[3:], skip=True)
+    for mine, theirs in zip(skipping.parameters(), without.parameters(), strict=True):
+        assert torch.equal(mine, theirs)
+    assert sums.stats()["skipped_batches"] == 1.0
+    assert sums.stats()["train/loss"] == pytest.approx(clean_sums.stats()["train/loss"])
+
+
+def update_guard(optimizer: torch.optim.Optimizer) -> bool:
+    return Update(optimizer, None, Precision("32", CPU), False).guards_on_device
