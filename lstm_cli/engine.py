@@ -102,6 +102,30 @@ class Update:
         return bool(self.optimizer.defaults.get("fused")) and self.precision.scaler is None
 
 
+class _SlotVectors:
+    """What one step adds to the first six slots of EpochSums, built on the device.
+
+    Made from device constants and scalar arithmetic: a tensor made from a Python number
+    per step would be a host-to-device copy, which on CUDA waits for the queue to drain.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        def vector(*values: float) -> Tensor:
+            return torch.tensor(values, dtype=torch.float64, device=device)
+
+        self.nothing = vector(0, 0, 0, 0, 0, 0)
+        self.skipped = vector(0, 0, 0, 0, 0, 1)
+        self.per_sequence = vector(0, 1, 0, 0, 0, 0)
+        self.per_step = vector(0, 0, 0, 1, 0, 0)
+        self.measured_slots = torch.tensor([0, 2, 4], device=device)
+
+    def taken(self, loss: Tensor, sequences: int, grad_norm: Tensor, clipped: Tensor) -> Tensor:
+        """loss x sequences, sequences, gradient norm, one step, clipped or not, not skipped."""
+        measured = torch.stack([loss * sequences, grad_norm, clipped]).double()
+        filled = self.nothing.index_copy(0, self.measured_slots, measured)
+        return filled + self.per_sequence * sequences + self.per_step
+
+
 def train_steps(
     model: nn.Module,
     split: Split,
@@ -125,8 +149,7 @@ def train_steps(
     model.train()
     optimizer, precision = update.optimizer, update.precision
     parameters = [p for p in model.parameters() if p.requires_grad]
-    skipped = torch.tensor([0.0] * 5 + [1.0], dtype=torch.float64, device=device)
-    nothing = torch.zeros(6, dtype=torch.float64, device=device)
+    slots = _SlotVectors(device)
     for position in range(start, len(order)):
         index = order[position]
         batch = split.take(index).to(device)
@@ -136,26 +159,16 @@ def train_steps(
         loss = loss_fn(outputs.float(), batch.y, batch.lengths)
         precision.backward(loss, optimizer)
         grad_norm, clipped = clip_gradients(update.clip, parameters)
-        count = float(len(index))
-        taken = torch.stack(
-            [
-                loss.detach() * count,
-                loss.new_tensor(count),
-                grad_norm,
-                loss.new_tensor(1.0),
-                clipped,
-                loss.new_tensor(0.0),
-            ]
-        ).double()
+        taken = slots.taken(loss.detach(), len(index), grad_norm, clipped)
         watched = loss if precision.scaler is not None else grad_norm
         finite = torch.isfinite(watched)
         if update.guards_on_device:
             if update.skip_nonfinite:
-                blocked, instead = ~finite, skipped
+                blocked, instead = ~finite, slots.skipped
             else:
                 first_bad = sums.values[6]
                 sums.values[6] = torch.where((first_bad > 0) | finite, first_bad, position + 1)
-                blocked, instead = sums.values[6] > 0, nothing
+                blocked, instead = sums.values[6] > 0, slots.nothing
             optimizer.found_inf = blocked.float()
             optimizer.step()
             sums.values[:6] += torch.where(blocked, instead, taken)
@@ -163,10 +176,10 @@ def train_steps(
             if not update.skip_nonfinite:
                 raise NonFiniteGradient(position + 1)
             optimizer.zero_grad(set_to_none=True)
-            sums.values[:6] += skipped
+            sums.values[:6] += slots.skipped
         else:
             precision.step(optimizer)  # a float16 overflow makes the scaler skip this step
-            sums.values[:6] += torch.where(torch.isfinite(grad_norm), taken, skipped)
+            sums.values[:6] += torch.where(torch.isfinite(grad_norm), taken, slots.skipped)
         if after_step(position + 1, loss, len(index)):
             sums.raise_if_halted()
             return position + 1
