@@ -9,9 +9,10 @@ set up by Hydra, receives every message either way.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +80,12 @@ class Reporter:
             table.add_row(key, _fmt(value))
         self.console.print(table)
 
+    def sparkline(self, title: str, values: Sequence[float], best_epoch: int) -> None:
+        """On a terminal, one line showing how `values` moved across the epochs."""
+        if self.console is None or not values:
+            return
+        self.console.print(f"{title} by epoch {sparkline(values)}  (best at epoch {best_epoch})")
+
     @contextmanager
     def progress(self, description: str, total: int) -> Iterator[Callable[[Tensor, int], None]]:
         """A batch progress bar on a terminal; elsewhere a no-op `advance(loss, sequences)`.
@@ -114,6 +121,24 @@ class Reporter:
                 bar.update(task, advance=1, status=status)
 
             yield advance
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float], width: int = 60) -> str:
+    """Values as block characters, low to high; at most `width` of them (evenly sampled)."""
+    if len(values) > width:
+        values = [values[round(i * (len(values) - 1) / (width - 1))] for i in range(width)]
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return ""
+    low, high = min(finite), max(finite)
+    span = (high - low) or 1.0
+    return "".join(
+        SPARKS[round((v - low) / span * (len(SPARKS) - 1))] if math.isfinite(v) else " "
+        for v in values
+    )
 
 
 def _fmt(value: Any) -> str:

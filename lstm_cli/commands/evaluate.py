@@ -2,7 +2,8 @@
 
 Reads the checkpoint named by run_dir= (best.pt, or last.pt with which=last) or
 checkpoint=, rebuilds the dataset with the checkpoint's own preprocessing, and writes
-metrics.json (metrics in the data's own units) into its run directory.
+metrics.json (metrics in the data's own units) into its run directory, with a picture by
+task (confusion_matrix.png, fit.png or forecast.png) when matplotlib is installed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from lstm_cli.inference import load_trained
 from lstm_cli.losses import build_loss
 from lstm_cli.rundir import checkpoint_path, current_run_dir, mark_latest, write_json_atomic
 from lstm_cli.runtime import resolve_device
+from lstm_cli.split_plots import plot_split
 
 log = logging.getLogger("lstm_cli.evaluate")
 
@@ -50,6 +52,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             "metrics": metrics,
         },
     )
+    plot_split(trained.model, data, options.split, options.batch_size, device, run_dir)
     mark_latest(run_dir)
     reporter.table(f"{trained.config.dataset.name} {options.split} split", metrics)
     return metrics

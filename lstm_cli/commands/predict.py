@@ -3,7 +3,8 @@
 Forecasting writes the next values after the input series (in the data's own units, with
 time stamps when the data has a time column); classification writes each sequence's class
 and class probabilities; regression one value per sequence; text a continuation of the
-prompt. An existing output file is never replaced unless predict.overwrite=true.
+prompt. A forecast is also drawn after its input as <output>.png (predict.plot). An
+existing output file is never replaced unless predict.overwrite=true.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from lstm_cli import plots
 from lstm_cli.atomic import atomic_file
 from lstm_cli.config.schema import PredictConfig
 from lstm_cli.config.validate import build, resolve
@@ -42,8 +44,10 @@ def run(cfg: DictConfig) -> str:
     language_model = trained.task == "language_model"
     default_name = "predictions.txt" if language_model else "predictions.csv"
     output = Path(options.output).expanduser() if options.output else run_dir / default_name
-    if output.exists() and not options.predict.overwrite:
-        raise ConfigError(f"output={output} exists; set predict.overwrite=true to replace it")
+    picture = output.with_suffix(".png") if options.predict.plot else None
+    for path_out in (output, picture) if trained.task == "forecasting" else (output,):
+        if path_out is not None and path_out.exists() and not options.predict.overwrite:
+            raise ConfigError(f"output={path_out} exists; set predict.overwrite=true to replace it")
     if not language_model and not options.input:
         raise ConfigError("input=FILE is required: a file in the format the model was trained on")
     input_path = Path(options.input).expanduser() if options.input else None
@@ -52,7 +56,7 @@ def run(cfg: DictConfig) -> str:
     if language_model:
         _write_text(output, _continue_text(trained, options, input_path))
     elif trained.task == "forecasting":
-        _write_rows(output, _forecast_rows(trained, options, input_path))
+        _write_rows(output, _forecast_rows(trained, options, input_path, picture))
     else:
         _write_rows(output, _sequence_rows(trained, options, input_path, device))
     mark_latest(run_dir)
@@ -60,7 +64,9 @@ def run(cfg: DictConfig) -> str:
     return str(output)
 
 
-def _forecast_rows(trained: TrainedModel, options: PredictConfig, path: Path) -> list[dict]:
+def _forecast_rows(
+    trained: TrainedModel, options: PredictConfig, path: Path, picture: Path | None
+) -> list[dict]:
     state = trained.preprocessing
     values, stamps = forecast_data.read_series(path, state, "input")
     window, horizon = state["window"], state["horizon"]
@@ -76,6 +82,16 @@ def _forecast_rows(trained: TrainedModel, options: PredictConfig, path: Path) ->
     target_index = [state["columns"].index(t) for t in state["targets"]]
     predicted = forecast(trained.model, series, window, horizon, target_index, steps)
     original = forecast_data.decode_targets(predicted.double(), state)
+    if picture is not None:
+        history = values[:, target_index[0]].tolist()
+        plots.forecast_over_series(
+            history,
+            {"forecast": len(history)},
+            [(len(history), original[:, 0].tolist())],
+            f"{state['targets'][0]}: {steps} steps after {path.name}",
+            picture,
+            state["targets"][0],
+        )
     times = stamps.future(steps) if stamps else [str(k) for k in range(1, steps + 1)]
     time_key = state["time_column"] or "step"
     return [

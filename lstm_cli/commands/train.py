@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from lstm_cli import __version__
+from lstm_cli import __version__, plots
 from lstm_cli.checkpoint import load_checkpoint, save_checkpoint
 from lstm_cli.config.checks import validate_train_config
 from lstm_cli.config.schema import TrainConfig
@@ -84,6 +84,7 @@ def run(cfg: DictConfig) -> float:
             training.fit(stop)
         best = training.finish(started)
     except Interrupted as err:
+        training.draw_curves()
         status(run_dir, "interrupted", error=str(err))
         raise
     except BaseException as err:
@@ -321,6 +322,10 @@ class Training:
         if not self.world.is_main:
             return best.value
         write_json_atomic(self.run_dir / "results.json", results)
+        self.draw_curves()
+        self.reporter.sparkline(
+            trainer.monitor, [row[trainer.monitor] for row in self.progress.rows], best.epoch
+        )
         self.reporter.table(
             "results",
             {
@@ -331,6 +336,17 @@ class Training:
             },
         )
         return best.value
+
+    def draw_curves(self) -> None:
+        """curves.png from the epochs so far (rank 0; nothing before the first epoch)."""
+        rows = self.progress.rows
+        if rows and self.world.is_main:
+            plots.learning_curves(
+                rows,
+                self.config.trainer.monitor,
+                self.progress.best.epoch,
+                self.run_dir / "curves.png",
+            )
 
     def _summarise(self, threads: int, resumed: dict[str, Any] | None) -> None:
         log.info("run directory: %s", self.run_dir)

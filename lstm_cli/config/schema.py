@@ -316,6 +316,7 @@ class PredictOptions:
     temperature: float = bounded(1.0, gt=0.0)
     seed: int = bounded(0, ge=0)
     overwrite: bool = False
+    plot: bool = True
 
 
 @dataclass
