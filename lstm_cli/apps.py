@@ -78,5 +78,5 @@ def _app(command: str) -> Callable[[], Any]:
 
 
 APPS: dict[str, Callable[[], Any]] = {
-    name: _app(name) for name in ("train", "evaluate", "predict", "report")
+    name: _app(name) for name in ("train", "evaluate", "predict", "export", "report")
 }

@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "train": "train an LSTM on a dataset config; writes a run directory with checkpoints",
     "evaluate": "score a trained run (run_dir=DIR or checkpoint=FILE) on a data split",
     "predict": "predict with a trained run on a new input file (input=FILE [output=FILE])",
+    "export": "write a trained run's model as ONNX or TorchScript, checked against PyTorch",
     "report": "a table of the runs under a sweep or outputs directory (report DIR)",
 }
 USER_FULL_ERROR_ENV = "LSTM_TRAIN_USER_FULL_ERROR"
@@ -40,6 +41,7 @@ examples:
   lstm-train train -m optimizer=adam,sgd model=small,medium
   lstm-train evaluate run_dir=outputs/train/latest
   lstm-train predict run_dir=outputs/train/latest input=my_series.csv
+  lstm-train export run_dir=outputs/train/latest format=onnx
   lstm-train report outputs/multirun                # compare the runs of your sweeps
   eval "$(lstm-train -sc install=bash)"             # shell completion
 """

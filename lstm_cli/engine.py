@@ -135,16 +135,17 @@ def train_steps(
     loss_fn: LossFn,
     sums: EpochSums,
     device: torch.device,
-    after_step: Callable[[int, Tensor, int], bool],
+    after_step: Callable[[int, Tensor, Tensor, int], bool],
 ) -> int:
     """Train on batches `order[start:]`; return how many of `order` are done.
 
-    `after_step(done, loss, sequences)` runs after each batch (progress, step checkpoints,
-    signals) and returns True to stop early. A batch whose loss or gradient norm is not
-    finite changes no weight: it is skipped (skip_nonfinite), or it halts training and
-    NonFiniteGradient names it. With a fused optimizer the check stays on the device and
-    a halt freezes the weights until the host next looks (`EpochSums.raise_if_halted`,
-    before every checkpoint and at the end of these steps); otherwise it is read per step.
+    `after_step(done, loss, grad_norm, sequences)` runs after each batch (progress, step
+    checkpoints, logging, signals) and returns True to stop early. A batch whose loss or
+    gradient norm is not finite changes no weight: it is skipped (skip_nonfinite), or it
+    halts training and NonFiniteGradient names it. With a fused optimizer the check stays
+    on the device and a halt freezes the weights until the host next looks
+    (`EpochSums.raise_if_halted`, before every checkpoint and at the end of these steps);
+    otherwise it is read per step.
     """
     model.train()
     optimizer, precision = update.optimizer, update.precision
@@ -180,7 +181,7 @@ def train_steps(
         else:
             precision.step(optimizer)  # a float16 overflow makes the scaler skip this step
             sums.values[:6] += torch.where(torch.isfinite(grad_norm), taken, slots.skipped)
-        if after_step(position + 1, loss, len(index)):
+        if after_step(position + 1, loss, grad_norm, len(index)):
             sums.raise_if_halted()
             return position + 1
     sums.raise_if_halted()

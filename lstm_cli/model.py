@@ -82,6 +82,10 @@ class LSTMNetwork(nn.Module):
             batch_first=True,
         )
         self.dropout = nn.Dropout(spec.dropout)
+        relative = torch.zeros(spec.input_size)
+        relative[spec.relative_inputs] = 1.0
+        # 1 for the input columns read relative to their last value (not saved: from spec)
+        self.register_buffer("relative_mask", relative, persistent=False)
         directions = 2 if spec.bidirectional else 1
         self.head = nn.Linear(spec.hidden_size * directions, spec.output_size)
 
@@ -91,9 +95,9 @@ class LSTMNetwork(nn.Module):
         if self.embedding is not None:
             inputs = self.embedding(x)
         elif self.spec.relative_inputs:
-            anchor = last_valid_step(x[..., self.spec.relative_inputs], lengths, False)
-            inputs = x.clone()
-            inputs[..., self.spec.relative_inputs] -= anchor.unsqueeze(1)
+            last = last_valid_step(x, lengths, False)
+            inputs = x - (last * self.relative_mask).unsqueeze(1)
+            anchor = last[:, self.spec.relative_inputs]
         outputs = self._run_lstm(inputs, lengths)
         if self.spec.per_step:
             return self.head(self.dropout(outputs))
@@ -101,7 +105,7 @@ class LSTMNetwork(nn.Module):
         predicted = self.head(self.dropout(pooled))
         if anchor is None:
             return predicted
-        steps = predicted.view(len(predicted), -1, anchor.shape[1]) + anchor.unsqueeze(1)
+        steps = predicted.unflatten(1, (-1, anchor.shape[1])) + anchor.unsqueeze(1)
         return steps.flatten(1)
 
     def _run_lstm(self, inputs: Tensor, lengths: Tensor) -> Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lstm_cli.config.validate import dotted_keys
 from lstm_cli.errors import ConfigError
 from lstm_cli.paths import rank_suffix, run_stamp
 
@@ -17,6 +18,8 @@ MAY_CHANGE = {
     "trainer.patience",
     "trainer.checkpoint_every_steps",
     "hparams_search.trials",
+    "logger.name",
+    "logger.every_steps",
 }
 
 
@@ -45,7 +48,7 @@ def log_file_for(command: str) -> str:
 
 def check_resumable(saved: dict[str, Any], current: dict[str, Any]) -> None:
     """One ConfigError listing every key that differs, with both values, unless allowed."""
-    old, new = _flatten(saved), _flatten(current)
+    old, new = dotted_keys(saved), dotted_keys(current)
     differing = [
         f"{key}: saved {old.get(key, '<absent>')!r}, now {new.get(key, '<absent>')!r}"
         for key in sorted(old.keys() | new.keys())
@@ -53,12 +56,3 @@ def check_resumable(saved: dict[str, Any], current: dict[str, Any]) -> None:
     ]
     if differing:
         raise ConfigError(f"resume: the config differs from the saved run: {'; '.join(differing)}")
-
-
-def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(values, dict):
-        return {prefix[:-1]: values}
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        flat |= _flatten(value, f"{prefix}{key}.")
-    return flat

@@ -42,7 +42,7 @@ def run_train_steps(
     update = Update(optimizer, ClipNormConfig(max_norm=1.0), Precision(precision, CPU), False)
     losses: list[float] = []
 
-    def record(_done: int, loss: torch.Tensor, _sequences: int) -> bool:
+    def record(_done: int, loss: torch.Tensor, _norm: torch.Tensor, _sequences: int) -> bool:
         losses.append(loss.item())
         return False
 

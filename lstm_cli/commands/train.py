@@ -53,6 +53,7 @@ from lstm_cli.rundir import MetricsLog, current_run_dir, mark_latest, write_json
 from lstm_cli.runtime import peak_memory_mib, resolve_device, seed_everything, set_threads
 from lstm_cli.signals import StopRequest, stop_on_signals
 from lstm_cli.status import write_status
+from lstm_cli.tensorboard_log import TensorBoardLog
 from lstm_cli.training_state import Trainee, TrainingProgress, checkpoint_payload, restore
 
 log = logging.getLogger("lstm_cli.train")
@@ -131,6 +132,10 @@ class Training:
         self.stepping_model = wrap_for_ranks(model, world, self.device)
         self.loss_fn = build_loss(config.loss, self.data.task)
         self.metrics_log = MetricsLog(run_dir / "metrics.csv")
+        wants_tensorboard = config.logger.name == "tensorboard" and world.is_main
+        self.tensorboard = (
+            TensorBoardLog(run_dir, config.logger.every_steps) if wants_tensorboard else None
+        )
         if resumed is None:
             self.progress = TrainingProgress(
                 shuffle.get_state(),
@@ -180,11 +185,16 @@ class Training:
 
         with self.reporter.progress(f"epoch {epoch}/{trainer.max_epochs}", len(order)) as bar:
 
-            def after_step(done: int, loss: torch.Tensor, sequences: int) -> bool:
+            def after_step(
+                done: int, loss: torch.Tensor, grad_norm: torch.Tensor, sequences: int
+            ) -> bool:
                 bar(loss, sequences)
                 if progress.global_step == self.first_step:
                     log.info("first optimizer step at %.3f (unix time)", time.time())
                 progress.global_step += 1
+                if self.tensorboard is not None:
+                    lr = self.trainee.optimizer.param_groups[0]["lr"]
+                    self.tensorboard.step(progress.global_step, loss, grad_norm, lr)
                 progress.batch_in_epoch = done
                 stopping = any_rank(stop.signal is not None, self.device)
                 if (every and progress.global_step % every == 0) or stopping:
@@ -252,6 +262,8 @@ class Training:
             self.best_state = {
                 k: v.detach().clone() for k, v in self.trainee.model.state_dict().items()
             }
+        if self.tensorboard is not None:
+            self.tensorboard.epoch(row)
         if self.world.is_main:
             self.metrics_log.append(row)
             log.info(_epoch_line(row, trainer.max_epochs, improved))
@@ -322,6 +334,10 @@ class Training:
         if not self.world.is_main:
             return best.value
         write_json_atomic(self.run_dir / "results.json", results)
+        if self.tensorboard is not None:
+            final = {trainer.monitor: best.value, **results["test"]}
+            self.tensorboard.hyperparameters(self.values, final)
+            self.tensorboard.close()
         self.draw_curves()
         self.reporter.sparkline(
             trainer.monitor, [row[trainer.monitor] for row in self.progress.rows], best.epoch

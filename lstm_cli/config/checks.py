@@ -13,6 +13,7 @@ from lstm_cli.config.schema import (
 from lstm_cli.config.validate import build
 from lstm_cli.errors import ConfigError
 from lstm_cli.tasks import HIGHER_IS_BETTER, METRICS, Task, losses_for, task_of_dataset
+from lstm_cli.tensorboard_log import check_installed
 
 
 def validate_train_config(values: dict[str, Any]) -> tuple[TrainConfig, Task]:
@@ -39,6 +40,8 @@ def validate_train_config(values: dict[str, Any]) -> tuple[TrainConfig, Task]:
     ):
         raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0")
     check_precision(cfg.trainer.precision, cfg.trainer.device)
+    if cfg.logger.name == "tensorboard":
+        check_installed()
     return cfg, task
 
 

@@ -277,6 +277,20 @@ class SearchConfig:
 
 
 @dataclass
+class CsvLoggerConfig:
+    name: Literal["csv"] = "csv"
+
+
+@dataclass
+class TensorBoardLoggerConfig:
+    name: Literal["tensorboard"] = "tensorboard"
+    every_steps: int = bounded(10, ge=1)
+
+
+LOGGERS: dict[str, type] = {"csv": CsvLoggerConfig, "tensorboard": TensorBoardLoggerConfig}
+
+
+@dataclass
 class TrainConfig:
     dataset: Any
     model: ModelConfig
@@ -286,6 +300,7 @@ class TrainConfig:
     scheduler: Any
     trainer: TrainerConfig
     data: DataConfig
+    logger: Any = field(default_factory=CsvLoggerConfig)
     hparams_search: SearchConfig | None = None
     resume: str | None = None
     output_root: str = "outputs"
@@ -293,18 +308,24 @@ class TrainConfig:
 
 @dataclass
 class TrainedRunConfig:
-    """What evaluate and predict share: which trained model, and where to run it."""
+    """Which trained model a command reads (evaluate, predict, export)."""
 
     run_dir: str | None = None
     checkpoint: str | None = None
     which: Literal["best", "last"] = "best"
-    batch_size: int = bounded(256, ge=1)
-    device: Device = "auto"
     output_root: str = "outputs"
 
 
 @dataclass
-class EvaluateConfig(TrainedRunConfig):
+class InferenceConfig(TrainedRunConfig):
+    """evaluate and predict also run the model: in batches of this size, on this device."""
+
+    batch_size: int = bounded(256, ge=1)
+    device: Device = "auto"
+
+
+@dataclass
+class EvaluateConfig(InferenceConfig):
     split: Literal["train", "val", "test"] = "test"
 
 
@@ -320,10 +341,18 @@ class PredictOptions:
 
 
 @dataclass
-class PredictConfig(TrainedRunConfig):
+class PredictConfig(InferenceConfig):
     input: str | None = None
     output: str | None = None
     predict: PredictOptions = field(default_factory=PredictOptions)
+
+
+@dataclass
+class ExportConfig(TrainedRunConfig):
+    format: Literal["onnx", "torchscript"] = "onnx"
+    output: str | None = None
+    overwrite: bool = False
+    tolerance: float = bounded(1e-5, gt=0.0)
 
 
 @dataclass
@@ -339,4 +368,5 @@ VARIANT_GROUPS: dict[str, tuple[str, dict[str, type]]] = {
     "loss": ("name", LOSSES),
     "clip": ("name", CLIPS),
     "scheduler": ("name", SCHEDULERS),
+    "logger": ("name", LOGGERS),
 }

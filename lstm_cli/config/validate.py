@@ -155,3 +155,13 @@ def resolve(cfg: Any) -> dict[str, Any]:
     except InterpolationResolutionError as err:
         key = getattr(err, "full_key", "") or "a key"
         raise ConfigError(f"{key}: {str(err).splitlines()[0]}") from None
+
+
+def dotted_keys(values: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level: `{"a": {"b": 1}}` -> `{"a.b": 1}`."""
+    if not isinstance(values, dict):
+        return {prefix[:-1]: values}
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        flat |= dotted_keys(value, f"{prefix}{key}.")
+    return flat
