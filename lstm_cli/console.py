@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,6 +36,19 @@ class _ConsoleOnly(logging.Filter):
         return not getattr(record, "file_only", False)
 
 
+class _PipeHandler(logging.StreamHandler):
+    """Plain lines to stdout. If the reader goes away (`| head`), the run goes on: stdout
+    is pointed at /dev/null and the log file keeps every line, with no traceback shown."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            return
+        super().handleError(record)
+
+
 class Reporter:
     """Console output of one command; `interactive` is True on a terminal."""
 
@@ -58,7 +72,7 @@ class Reporter:
                 markup=False,
             )
         else:
-            handler = logging.StreamHandler(sys.stdout)
+            handler = _PipeHandler(sys.stdout)
             handler.setFormatter(logging.Formatter("%(message)s"))
         handler.lstm_console = True
         handler.addFilter(_ConsoleOnly())

@@ -4,6 +4,7 @@ linear head reading either every step (language models) or each sequence's last 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -122,3 +123,28 @@ class LSTMNetwork(nn.Module):
             return outputs
         outputs, _ = self.lstm(inputs)
         return outputs
+
+
+def layer_summary(model: LSTMNetwork) -> dict[str, str]:
+    """Each layer with its shape and parameter count, for the start-of-run summary."""
+    spec, lstm = model.spec, model.lstm
+    rows: dict[str, str] = {}
+    if model.embedding is not None:
+        shape = f"{spec.input_size} tokens -> {spec.embedding_dim}"
+        rows["embedding"] = _counted(shape, model.embedding.parameters())
+    directions = 2 if spec.bidirectional else 1
+    kind = "bidirectional LSTM" if spec.bidirectional else "LSTM"
+    for layer in range(spec.num_layers):
+        suffixes = (f"_l{layer}", f"_l{layer}_reverse")
+        weights = [p for name, p in lstm.named_parameters() if name.endswith(suffixes)]
+        width = lstm.input_size if layer == 0 else spec.hidden_size * directions
+        shape = f"{kind} {width} -> {spec.hidden_size * directions}"
+        rows[f"lstm layer {layer + 1}"] = _counted(shape, weights)
+    pooling = "every step" if spec.per_step else "last valid step"
+    shape = f"linear on the {pooling} -> {spec.output_size}"
+    rows["head"] = _counted(shape, model.head.parameters())
+    return rows
+
+
+def _counted(text: str, parameters: Iterable[nn.Parameter]) -> str:
+    return f"{text}, {sum(p.numel() for p in parameters):,} parameters"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 from collections.abc import Callable
@@ -74,3 +75,16 @@ def trained_airline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = run_cli("train", "trainer.max_epochs=3", cwd=workdir)
     assert result.returncode == 0, result.stderr
     return workdir
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path: Path, min_width: int = 400, min_height: int = 300) -> None:
+    """A real PNG picture of a sensible size (not an empty or truncated file)."""
+    body = path.read_bytes()
+    assert body.startswith(PNG_SIGNATURE), path
+    assert body[12:16] == b"IHDR" and body.endswith(b"IEND\xaeB`\x82"), path
+    width, height = struct.unpack(">II", body[16:24])
+    assert width >= min_width and height >= min_height, (path, width, height)
+    assert len(body) > 5_000, (path, len(body))  # axes, lines and text: a blank one is ~2 KB

@@ -9,7 +9,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ANSI_ESCAPE, SCRIPT, assert_clean_error, cli_env, read_json, run_cli
+from conftest import (
+    ANSI_ESCAPE,
+    SCRIPT,
+    assert_clean_error,
+    assert_png,
+    cli_env,
+    read_json,
+    run_cli,
+)
 
 AIRLINE = Path(__file__).parents[1] / "lstm_cli" / "datasets" / "airline" / "airline.csv"
 ITALY_TEST = Path(__file__).parents[1] / "lstm_cli" / "datasets" / "italy_power" / "test.csv"
@@ -142,6 +150,8 @@ def test_classification_end_to_end(cli, tmp_path):
     assert len(predicted) == 1029
     assert set(predicted[0]) == {"series_id", "predicted", "p_1", "p_2"}
     assert float(predicted[0]["p_1"]) + float(predicted[0]["p_2"]) == pytest.approx(1, abs=1e-5)
+    assert cli("evaluate", "run_dir=outputs/train/latest").returncode == 0
+    assert_png(tmp_path / "outputs/evaluate/latest/confusion_matrix.png")
 
 
 def test_language_model_end_to_end(cli, tmp_path):
@@ -196,6 +206,8 @@ def test_variable_length_regression_packed_bucketed_bidirectional(cli, tmp_path)
     predicted = rows(tmp_path / "sums.csv")
     assert [r["id"] for r in predicted] == [f"q{i}" for i in range(5)]
     assert all(abs(float(r["predicted"])) < 20 for r in predicted)
+    assert cli("evaluate", "run_dir=outputs/train/latest").returncode == 0
+    assert_png(tmp_path / "outputs/evaluate/latest/fit.png")
 
 
 def test_two_trainings_started_together_get_two_directories(tmp_path):
@@ -263,3 +275,23 @@ def test_missing_data_file_is_a_data_error(cli, tmp_path):
 def test_evaluate_without_a_run_is_a_usage_error(cli):
     assert_clean_error(cli("evaluate"), 2, "run_dir=DIR", "checkpoint=FILE")
     assert_clean_error(cli("evaluate", "run_dir=missing"), 2, "run_dir=missing")
+
+
+def test_a_reader_that_stops_early_leaves_the_run_going_quietly(tmp_path):
+    """`lstm-train train | head -1`: no traceback, and the run still finishes."""
+    process = subprocess.Popen(
+        [str(SCRIPT), "train", "trainer.max_epochs=20", "model=tiny"],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout.readline().startswith("run directory")
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 0, stderr
+    assert "Traceback" not in stderr and "Logging error" not in stderr
+    run = tmp_path / "outputs/train/latest"
+    assert read_json(run / "status.json")["status"] == "finished"
+    assert "epoch 20/20" in (run / "train.log").read_text()

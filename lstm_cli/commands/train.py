@@ -45,7 +45,7 @@ from lstm_cli.early_stopping import BestTracker
 from lstm_cli.engine import EpochSums, NonFiniteGradient, Update, evaluate_split, train_steps
 from lstm_cli.errors import LstmCliError, describe
 from lstm_cli.losses import build_loss
-from lstm_cli.model import LSTMNetwork, ModelSpec
+from lstm_cli.model import LSTMNetwork, ModelSpec, layer_summary
 from lstm_cli.optim import build_optimizer, build_scheduler, step_scheduler
 from lstm_cli.precision import Precision
 from lstm_cli.resume import check_resumable
@@ -378,12 +378,12 @@ class Training:
         self.reporter.table(
             "model",
             {
-                "parameters": parameters,
+                **layer_summary(self.trainee.model),
+                "parameters": f"{parameters:,}",
                 "device": str(self.device),
                 "precision": self.precision.name,
                 "data on device": self.data_on_device,
                 "threads": threads,
-                **self.spec.to_dict(),
             },
         )
 
@@ -399,7 +399,20 @@ def _data_summary(name: str, data: PreparedData) -> dict[str, Any]:
         "inputs": data.input_size,
         "outputs": data.output_size,
         "length min/mean/max": f"{int(lengths.min())}/{lengths.mean():.1f}/{int(lengths.max())}",
+        **_what_is_predicted(data),
     }
+
+
+def _what_is_predicted(data: PreparedData) -> dict[str, str]:
+    """Classes, target columns or vocabulary size, whichever the task has."""
+    state = data.preprocessing
+    if state.get("classes"):
+        return {"classes": ", ".join(str(c) for c in state["classes"][:20])}
+    if state.get("targets"):
+        return {"targets": ", ".join(state["targets"])}
+    if state.get("vocab"):
+        return {"vocabulary": f"{len(state['vocab'])} symbols"}
+    return {}
 
 
 def _epoch_line(row: dict[str, Any], max_epochs: int, improved: bool) -> str:
