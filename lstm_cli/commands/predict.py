@@ -23,7 +23,7 @@ from lstm_cli.config.schema import PredictConfig
 from lstm_cli.config.validate import build, resolve
 from lstm_cli.data import forecast as forecast_data
 from lstm_cli.data import npz, sequences, text
-from lstm_cli.data.files import CsvTable
+from lstm_cli.data.files import CsvTable, resolve_path
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import SequenceSplit
 from lstm_cli.engine import predict_outputs
@@ -50,9 +50,7 @@ def run(cfg: DictConfig) -> str:
             raise ConfigError(f"output={path_out} exists; set predict.overwrite=true to replace it")
     if not language_model and not options.input:
         raise ConfigError("input=FILE is required: a file in the format the model was trained on")
-    input_path = Path(options.input).expanduser() if options.input else None
-    if input_path is not None and not input_path.is_file():
-        raise DataError(f"input={options.input}: no such file")
+    input_path = resolve_path(options.input, "input") if options.input else None
     if language_model:
         _write_text(output, _continue_text(trained, options, input_path))
     elif trained.task == "forecasting":

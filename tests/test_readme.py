@@ -1,0 +1,165 @@
+"""The README's reference tables and every `--help` example are checked against the code."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from omegaconf import OmegaConf
+
+from lstm_cli.config.schema import (
+    DATASETS,
+    VARIANT_GROUPS,
+    DataConfig,
+    EvaluateConfig,
+    ExportConfig,
+    ModelConfig,
+    PredictConfig,
+    SearchConfig,
+    TrainerConfig,
+)
+from lstm_cli.config.validate import dotted_keys
+
+ROOT = Path(__file__).parents[1]
+README = (ROOT / "README.md").read_text()
+CONF = ROOT / "conf"
+SELECTORS = {"kind", "name"}
+NAMED_GROUPS = {"model": ModelConfig, "hparams_search": SearchConfig}
+
+
+def table(marker: str) -> list[list[str]]:
+    """The rows (cells) of the table after `<!-- reference: marker -->` in the README."""
+    after = README.split(f"<!-- reference: {marker} -->", 1)[1].strip().splitlines()
+    lines = [line for line in _leading_table(after)][2:]  # skip header and rule
+    return [[cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]] for line in lines]
+
+
+def _leading_table(lines: list[str]) -> list[str]:
+    rows = []
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    return rows
+
+
+def quoted(cell: str) -> list[str]:
+    return re.findall(r"`([^`]+)`", cell)
+
+
+def fields(schema: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(schema)} - SELECTORS
+
+
+def options_of(group: str) -> set[str]:
+    return {path.stem for path in (CONF / group).glob("*.yaml")}
+
+
+def test_the_groups_table_lists_every_group_option_and_key():
+    rows = {quoted(row[0])[0]: row for row in table("groups")}
+    assert set(rows) == {p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra"}
+    for group, (_, options, keys) in rows.items():
+        assert set(quoted(options)) == options_of(group), group
+        if group == "dataset":
+            continue  # by kind: the datasets table
+        schemas = (
+            [NAMED_GROUPS[group]] if group in NAMED_GROUPS else VARIANT_GROUPS[group][1].values()
+        )
+        expected = set().union(*(fields(schema) for schema in schemas))
+        listed = {key for key in quoted(keys) if "." not in key}
+        assert listed == expected, group
+
+
+def test_the_datasets_table_lists_every_option_with_its_kinds_keys():
+    rows = table("datasets")
+    assert {quoted(row[0])[0] for row in rows} == options_of("dataset")
+    for name_cell, _task, _data, keys in rows:
+        name = quoted(name_cell)[0]
+        kind = OmegaConf.load(CONF / "dataset" / f"{name}.yaml")
+        kind = kind.dataset.kind if "dataset" in kind else kind.kind
+        if keys.startswith("as "):
+            assert quoted(keys) == [kind], name
+        else:
+            assert set(quoted(keys)) == fields(DATASETS[kind]), name
+
+
+def train_yaml_values() -> dict:
+    values = OmegaConf.to_container(OmegaConf.load(CONF / "train.yaml"))
+    values.pop("defaults")
+    values["output_root"] = "outputs"  # ${oc.env:LSTM_TRAIN_OUTPUT_ROOT,outputs}
+    return dotted_keys(values)
+
+
+def as_yaml(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def test_the_train_settings_table_matches_the_schema_and_train_yaml():
+    rows = {quoted(row[0])[0]: row[1] for row in table("train settings")}
+    expected = (
+        {f"trainer.{name}" for name in fields(TrainerConfig)}
+        | {f"data.{name}" for name in fields(DataConfig)}
+        | {"resume", "output_root"}
+    )
+    assert set(rows) == expected
+    defaults = train_yaml_values()
+    for key, default in rows.items():
+        assert default == as_yaml(defaults[key]), key
+
+
+def test_the_command_settings_table_matches_each_commands_schema_and_yaml():
+    schemas = {"evaluate": EvaluateConfig, "predict": PredictConfig, "export": ExportConfig}
+    listed: dict[str, dict[str, str]] = {command: {} for command in schemas}
+    for commands, key, default, _meaning in table("command settings"):
+        for command in commands.split(", "):
+            listed[command][quoted(key)[0]] = default
+    for command, schema in schemas.items():
+        values = OmegaConf.to_container(OmegaConf.load(CONF / f"{command}.yaml"))
+        values = {k: v for k, v in values.items() if k not in ("defaults", "hydra")}
+        values["output_root"] = "outputs"
+        defaults = dotted_keys(values)
+        expected = set(dotted_keys(dataclasses.asdict(schema())))
+        assert set(listed[command]) == expected == set(defaults), command
+        for key, default in listed[command].items():
+            shown = '""' if defaults[key] == "" else as_yaml(defaults[key])
+            assert default == shown, (command, key)
+
+
+def help_examples(command: str, tmp_path: Path) -> list[list[str]]:
+    result = run_cli(command, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    examples = re.split(r"Examples[^\n]*:\n", result.stdout, maxsplit=1)[1].split("\n\n")[0]
+    lines = [line.split(" # ", 1)[0].strip() for line in examples.splitlines()]
+    return [shlex.split(line)[1:] for line in lines if line.startswith("lstm-train ")]
+
+
+def test_every_train_help_example_composes_and_validates(tmp_path):
+    """Pasted with `--cfg job` appended (a sweep: its first job), Hydra composes it and the
+    config passes our validation; the training itself is what the rest of the suite tests."""
+    from lstm_cli.config.checks import validate_train_config
+
+    examples = help_examples("train", tmp_path)
+    assert len(examples) >= 5
+    for command, *rest in examples:
+        if "--cfg" not in rest:
+            rest = [a.split(",")[0] for a in rest if a != "-m"] + ["--cfg", "job"]
+        result = run_cli(command, *rest, cwd=tmp_path)
+        assert result.returncode == 0, (rest, result.stderr)
+        validate_train_config(OmegaConf.to_container(OmegaConf.create(result.stdout)))
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict", "export"])
+def test_every_help_example_of_the_trained_run_commands_runs(trained_airline, command):
+    examples = help_examples(command, trained_airline)
+    assert examples
+    for args in examples:
+        result = run_cli(*args, cwd=trained_airline)
+        assert result.returncode == 0, (args, result.stderr)
