@@ -7,18 +7,21 @@ every plot is skipped and the run says once how to get them.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from lstm_cli.atomic import atomic_file
+from lstm_cli.errors import describe
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 log = logging.getLogger("lstm_cli.plots")
+P = ParamSpec("P")
 
 INSTALL_HINT = "pip install 'lstm-train[plots]'"
 _hint_given = False
@@ -53,6 +56,22 @@ def save(figure: Figure, path: Path) -> Path:
     return path
 
 
+def never_fatal(draw: Callable[P, Path | None]) -> Callable[P, Path | None]:
+    """A picture that cannot be drawn (a full disk, odd values) is a warning, never the
+    failure of a run whose results are already written."""
+
+    @functools.wraps(draw)
+    def drawn(*args: P.args, **kwargs: P.kwargs) -> Path | None:
+        try:
+            return draw(*args, **kwargs)
+        except Exception as err:
+            log.warning("%s not drawn: %s", draw.__name__, describe(err))
+            return None
+
+    return drawn
+
+
+@never_fatal
 def learning_curves(
     rows: Sequence[dict[str, Any]], monitor: str, best_epoch: int, path: Path
 ) -> Path | None:
@@ -81,6 +100,7 @@ def learning_curves(
     return save(figure, path)
 
 
+@never_fatal
 def confusion_matrix(counts: list[list[int]], classes: Sequence[str], path: Path) -> Path | None:
     """Rows are the true classes, columns the predicted ones; each cell shows its count."""
     figure = new_figure(1)
@@ -100,6 +120,7 @@ def confusion_matrix(counts: list[list[int]], classes: Sequence[str], path: Path
     return save(figure, path)
 
 
+@never_fatal
 def regression_fit(predicted: list[float], actual: list[float], path: Path) -> Path | None:
     """Predicted against actual (with the line of perfect fit), and the residuals."""
     figure = new_figure(2)
@@ -118,6 +139,7 @@ def regression_fit(predicted: list[float], actual: list[float], path: Path) -> P
     return save(figure, path)
 
 
+@never_fatal
 def forecast_over_series(
     series: list[float],
     boundaries: dict[str, int],

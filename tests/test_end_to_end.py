@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import random
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -133,6 +134,8 @@ def test_a_terminal_gets_rich_output(tmp_path):
     )
     assert result.returncode == 0, result.stdout
     assert ANSI_ESCAPE in result.stdout and "results" in result.stdout
+    assert re.search(r"val/loss by epoch [▁▂▃▄▅▆▇█]{2}", result.stdout), "sparkline"
+    assert "lstm layer 1" in result.stdout and "parameters" in result.stdout
 
 
 def test_classification_end_to_end(cli, tmp_path):

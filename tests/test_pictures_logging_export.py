@@ -171,3 +171,13 @@ def test_sparkline_runs_low_to_high_and_leaves_gaps_for_nan():
     assert sparkline([3.0, 2.0, 1.0]) == "█▅▁"
     assert sparkline([1.0, float("nan"), 2.0]) == "▁ █"
     assert len(sparkline(list(map(float, range(500))))) == 60
+
+
+def test_a_picture_that_cannot_be_written_is_a_warning_not_a_failure(tmp_path, caplog):
+    pytest.importorskip("matplotlib")
+    from lstm_cli import plots
+
+    rows = [{"epoch": 1, "train/loss": 1.0, "val/loss": 1.0, "lr": 0.1}]
+    unwritable = tmp_path / "missing-directory" / "curves.png"
+    assert plots.learning_curves(rows, "val/loss", 1, unwritable) is None
+    assert "learning_curves not drawn" in caplog.text
