@@ -103,9 +103,19 @@ def run_command(command: str, args: list[str]) -> int:
         if isinstance(err, OSError) and err.filename:  # Hydra could not make the run dir
             print(f"error: {describe(err)}", file=sys.stderr)
             return EXIT_RUNTIME
-        print(f"error: {_one_line(err)}", file=sys.stderr)
+        print(f"error: {_one_line(err)}{_suggestion(command, err)}", file=sys.stderr)
         return EXIT_USAGE
     return _report_failed_jobs(apps.FAILED_JOBS) if apps.FAILED_JOBS else 0
+
+
+def _suggestion(command: str, err: BaseException) -> str:
+    """` (did you mean trainer.max_epochs?)` after Hydra's error for a misspelled override."""
+    from lstm_cli.config.schema import COMMAND_SCHEMAS
+    from lstm_cli.config.validate import closest_key
+
+    typo = re.search(r"Could not override '([^']+)'", str(err))
+    close = typo and closest_key(COMMAND_SCHEMAS[command], typo.group(1))
+    return f" (did you mean {close}?)" if close else ""
 
 
 def _report_failed_jobs(jobs: list[str]) -> int:

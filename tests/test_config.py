@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import assert_clean_error
 from hydra import compose, initialize_config_dir
 
 from lstm_cli.config.checks import validate_train_config
-from lstm_cli.config.schema import ModelConfig, TrainerConfig
-from lstm_cli.config.validate import build, resolve
+from lstm_cli.config.schema import ModelConfig, PredictConfig, TrainConfig, TrainerConfig
+from lstm_cli.config.validate import build, closest_key, resolve
 from lstm_cli.errors import ConfigError
 from lstm_cli.paths import config_dir
 
@@ -104,3 +105,23 @@ def test_forecast_splits_must_hold_a_horizon():
         ConfigError, match=re.escape("dataset.val_size=24 is shorter than dataset.horizon=30")
     ):
         validate_train_config(values)
+
+
+@pytest.mark.parametrize(
+    ("schema", "typo", "meant"),
+    [
+        (TrainConfig, "trainer.max_epoch", "trainer.max_epochs"),
+        (TrainConfig, "trainr.max_epochs", "trainer.max_epochs"),
+        (TrainConfig, "optimizer.lrr", "optimizer.lr"),  # a key of one option of a group
+        (TrainConfig, "dataset.windw", "dataset.window"),
+        (PredictConfig, "predict.stpes", "predict.steps"),
+        (TrainConfig, "zzz", None),
+    ],
+)
+def test_the_closest_key_to_a_typo_is_found_in_the_schema(schema, typo, meant):
+    assert closest_key(schema, typo) == meant
+
+
+def test_a_misspelled_override_gets_a_suggestion(cli):
+    result = cli("train", "trainer.max_epoch=3")
+    assert_clean_error(result, 2, "trainer.max_epoch", "did you mean trainer.max_epochs?")

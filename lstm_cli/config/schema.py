@@ -370,3 +370,13 @@ VARIANT_GROUPS: dict[str, tuple[str, dict[str, type]]] = {
     "scheduler": ("name", SCHEDULERS),
     "logger": ("name", LOGGERS),
 }
+
+
+# The typed config of each command.
+COMMAND_SCHEMAS: dict[str, type] = {
+    "train": TrainConfig,
+    "evaluate": EvaluateConfig,
+    "predict": PredictConfig,
+    "export": ExportConfig,
+    "report": ReportConfig,
+}

@@ -58,6 +58,29 @@ def build_variant(group: str, values: Any) -> Any:
     return build(options[choice], values, prefix=f"{group}.")
 
 
+def closest_key(schema: type, dotted: str) -> str | None:
+    """The valid key nearest to a misspelled `dotted` one (its parents as far as they are
+    right), e.g. trainer.max_epoch -> trainer.max_epochs; None when nothing is close."""
+    names: list[str] = [f.name for f in dataclasses.fields(schema)]
+    hints: dict[str, Any] = typing.get_type_hints(schema)
+    parts = dotted.split(".")
+    for depth, part in enumerate(parts):
+        if part not in names:
+            close = difflib.get_close_matches(part, names, n=1)
+            return ".".join([*parts[:depth], close[0], *parts[depth + 1 :]]) if close else None
+        inner = _schemas_under(part, hints.get(part))
+        names = sorted({f.name for s in inner for f in dataclasses.fields(s)})
+        hints = {k: v for s in inner for k, v in typing.get_type_hints(s).items()}
+    return None
+
+
+def _schemas_under(name: str, hint: Any) -> list[type]:
+    if name in VARIANT_GROUPS and hint is Any:
+        return list(VARIANT_GROUPS[name][1].values())
+    options = typing.get_args(hint) or (hint,)
+    return [option for option in options if dataclasses.is_dataclass(option)]
+
+
 def _unknown_key_message(full_key: str, key: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(key, valid, n=1)
     hint = f" (did you mean {full_key[: -len(key)]}{close[0]}?)" if close else ""
