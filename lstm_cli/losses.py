@@ -16,8 +16,12 @@ LossFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
 def padding_mask(lengths: Tensor, steps: int, device: torch.device) -> Tensor:
-    """[B, T] True on real steps, False on padding."""
-    return torch.arange(steps, device=device) < lengths.to(device).unsqueeze(1)
+    """[B, T] True on real steps, False on padding.
+
+    The lengths live on the CPU; their copy is non-blocking, since a blocking host-to-GPU
+    copy waits for every queued kernel.
+    """
+    return torch.arange(steps, device=device) < lengths.to(device, non_blocking=True).unsqueeze(1)
 
 
 def build_loss(cfg: Any, task: Task) -> LossFn:

@@ -56,7 +56,7 @@ def last_valid_step(outputs: Tensor, lengths: Tensor, bidirectional: bool) -> Te
     Never `outputs[:, -1]`, which is padding for all but the longest sequences. The backward
     direction has read the whole sequence when it reaches step 0, so its half comes from there.
     """
-    index = (lengths.to(outputs.device) - 1).view(-1, 1, 1)
+    index = (lengths.to(outputs.device, non_blocking=True) - 1).view(-1, 1, 1)  # no GPU wait
     forward = outputs.gather(1, index.expand(-1, 1, outputs.shape[2])).squeeze(1)
     if not bidirectional:
         return forward
