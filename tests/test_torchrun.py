@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli_env, read_json, run_cli
+from conftest import assert_png, cli_env, read_json, run_cli
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 ARGS = ("trainer.max_epochs=3", "model=tiny", "trainer.num_threads=1", "trainer.batch_size=16")
@@ -107,6 +107,7 @@ def test_sigterm_to_torchrun_stops_every_rank_at_one_step_and_resumes(tmp_path):
         if "interrupted by SIGTERM" in line
     ]
     assert len({line.split("interrupted by ", 1)[1] for line in stopped}) == 1, "one step"
+    assert_png(run / "curves.png")  # an interrupted run still draws its epochs so far
     done = len(rows(run / "metrics.csv"))
     resumed = torchrun(tmp_path, *long_run, f"trainer.max_epochs={done + 2}", "resume=latest")
     assert resumed.returncode == 0, resumed.stderr[-3000:]

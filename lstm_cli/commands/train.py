@@ -74,6 +74,7 @@ def run(cfg: DictConfig) -> float:
     world = join_process_group()
     status = write_status if world.is_main else _no_status
     status(run_dir, "running")
+    training: Training | None = None
     try:
         values = resolve(cfg)
         config, _ = validate_train_config(values)
@@ -85,13 +86,14 @@ def run(cfg: DictConfig) -> float:
             training.fit(stop)
         best = training.finish(started)
     except Interrupted as err:
-        training.draw_curves()
         status(run_dir, "interrupted", error=str(err))
         raise
     except BaseException as err:
         status(run_dir, "failed", error=describe(err))
         raise
     finally:
+        if training is not None:
+            training.close_logs()
         leave_process_group()
     status(run_dir, "finished")
     return best
@@ -337,8 +339,6 @@ class Training:
         if self.tensorboard is not None:
             final = {trainer.monitor: best.value, **results["test"]}
             self.tensorboard.hyperparameters(self.values, final)
-            self.tensorboard.close()
-        self.draw_curves()
         self.reporter.sparkline(
             trainer.monitor, [row[trainer.monitor] for row in self.progress.rows], best.epoch
         )
@@ -353,8 +353,10 @@ class Training:
         )
         return best.value
 
-    def draw_curves(self) -> None:
-        """curves.png from the epochs so far (rank 0; nothing before the first epoch)."""
+    def close_logs(self) -> None:
+        """However the run ends: curves.png of the epochs so far, TensorBoard files flushed."""
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         rows = self.progress.rows
         if rows and self.world.is_main:
             plots.learning_curves(
