@@ -52,10 +52,7 @@ class MetricAccumulator:
             count = len(targets)
             self.sums[0] += loss.detach() * count
             self.sums[1] += count
-            predicted = outputs.argmax(-1)
-            self.confusion += torch.bincount(
-                targets * self.num_classes + predicted, minlength=self.num_classes**2
-            )
+            self.confusion += confusion_counts(outputs.argmax(-1), targets, self.num_classes)
         else:
             self._update_regression(outputs, targets, loss)
 
@@ -113,6 +110,11 @@ class MetricAccumulator:
                 "mape": sums[4] / max(sums[6], 1.0),
             }
         return metrics
+
+
+def confusion_counts(predicted: Tensor, actual: Tensor, classes: int) -> Tensor:
+    """The flat [true x predicted] count matrix of one batch (view it as [classes, classes])."""
+    return torch.bincount(actual.long() * classes + predicted.long(), minlength=classes**2)
 
 
 def classification_metrics(confusion: Tensor) -> dict[str, float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -17,6 +18,7 @@ from torch import nn
 from lstm_cli import plots
 from lstm_cli.data.splits import PreparedData, Split, WindowSplit
 from lstm_cli.engine import predict_outputs
+from lstm_cli.metrics import confusion_counts
 
 
 def plot_split(
@@ -33,8 +35,10 @@ def plot_split(
     outputs = predict_outputs(model, split, batch_size, device)
     targets = split.take(torch.arange(len(split))).y
     if data.task == "classification":
+        classes = data.output_size
+        counts = confusion_counts(outputs.argmax(-1), targets, classes).view(classes, classes)
         return plots.confusion_matrix(
-            confusion_counts(outputs.argmax(-1), targets, data.output_size),
+            counts.tolist(),
             data.preprocessing["classes"],
             run_dir / "confusion_matrix.png",
         )
@@ -45,16 +49,9 @@ def plot_split(
             to_original(targets.double()).flatten().tolist(),
             run_dir / "fit.png",
         )
-    assert isinstance(split, WindowSplit)  # forecasting data is windowed
+    if not isinstance(split, WindowSplit):  # forecasting data is always windowed
+        return None
     return _forecast(data, name, split, outputs, to_original, run_dir / "forecast.png")
-
-
-def confusion_counts(
-    predicted: torch.Tensor, actual: torch.Tensor, classes: int
-) -> list[list[int]]:
-    """counts[true][predicted]."""
-    flat = actual.long() * classes + predicted.long()
-    return torch.bincount(flat, minlength=classes * classes).view(classes, classes).tolist()
 
 
 def _forecast(
@@ -74,14 +71,13 @@ def _forecast(
         (starts[i], predicted[i].tolist()) for i in range(0, len(starts), split.target_length)
     ]
     boundaries = {
-        "val": _first_target(data.val),
-        "test": _first_target(data.test),
+        "val": _first_target(cast(WindowSplit, data.val)),
+        "test": _first_target(cast(WindowSplit, data.test)),
     }
     target = data.preprocessing["targets"][0]
     title = f"{target}: forecasts over the {name} split"
     return plots.forecast_over_series(series.tolist(), boundaries, forecasts, title, path, target)
 
 
-def _first_target(split: Split) -> int:
-    assert isinstance(split, WindowSplit)
+def _first_target(split: WindowSplit) -> int:
     return int(split.starts[0]) + split.target_offset
