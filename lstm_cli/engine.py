@@ -2,8 +2,8 @@
 
 Per batch: forward (under autocast for mixed precision), loss, backward through time,
 clip (recording the pre-clip gradient norm), optimizer step. Running sums stay on the
-device and are read once per epoch. The one host read per step is the finiteness check
-that must come before the optimizer step it guards.
+device and are read once per epoch. The NaN guard before each optimizer step stays on
+the device with fused optimizers (the default); others read the device once per step.
 """
 
 from __future__ import annotations

@@ -22,6 +22,13 @@ def current_run_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
+def refuse_to_replace(paths: list[Path | None], overwrite: bool, overwrite_key: str) -> None:
+    """Before any work: an output file that exists is replaced only when asked to."""
+    for path in paths:
+        if path is not None and path.exists() and not overwrite:
+            raise ConfigError(f"output={path} exists; set {overwrite_key}=true to replace it")
+
+
 def mark_latest(run_dir: Path) -> None:
     """Point `<command>/latest` at this run once it has got going.
 

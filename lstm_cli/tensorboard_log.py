@@ -12,22 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lstm_cli.config.validate import dotted_keys
-from lstm_cli.errors import ConfigError
 
 if TYPE_CHECKING:
     from torch import Tensor
-
-INSTALL_HINT = "pip install 'lstm-train[tensorboard]'"
-
-
-def check_installed() -> None:
-    """Before any work: SummaryWriter needs the tensorboard package."""
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            f"logger=tensorboard needs the tensorboard package: {INSTALL_HINT}"
-        ) from None
 
 
 class TensorBoardLog:

@@ -181,3 +181,15 @@ def test_a_picture_that_cannot_be_written_is_a_warning_not_a_failure(tmp_path, c
     unwritable = tmp_path / "missing-directory" / "curves.png"
     assert plots.learning_curves(rows, "val/loss", 1, unwritable) is None
     assert "learning_curves not drawn" in caplog.text
+
+
+def test_onnx_export_without_the_onnx_package_is_a_config_error(trained_airline, tmp_path):
+    result = run_cli(
+        "export",
+        "run_dir=outputs/train/latest",
+        f"output={tmp_path / 'm.onnx'}",
+        cwd=trained_airline,
+        PYTHONPATH=blocked(tmp_path, "onnx"),
+    )
+    assert_clean_error(result, 2, "format=onnx", "pip install 'lstm-train[export]'")
+    assert not (tmp_path / "m.onnx").exists()

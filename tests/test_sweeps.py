@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sqlite3
@@ -13,6 +14,7 @@ import pytest
 from conftest import SCRIPT, cli_env, run_cli
 
 QUICK = ("trainer.max_epochs=1", "model=tiny")
+JOBLIB_SWEEP = ("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
 
 
 def completed_trials(database: Path) -> int:
@@ -98,9 +100,7 @@ def test_joblib_runs_jobs_in_parallel_without_oversubscribing(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     result = run_cli(
         "train",
-        "-m",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
+        *JOBLIB_SWEEP,
         "optimizer=adam,sgd",
         *QUICK,
         cwd=tmp_path,
@@ -109,7 +109,7 @@ def test_joblib_runs_jobs_in_parallel_without_oversubscribing(tmp_path):
     assert len(list((tmp_path / "outputs/multirun").iterdir())) == 1, "one sweep directory"
     logs = list(tmp_path.glob("outputs/multirun/*/*/train.log"))
     assert len(logs) == 2
-    cores = len(__import__("os").sched_getaffinity(0))
+    cores = len(os.sched_getaffinity(0))
     for log in logs:
         assert re.search(rf"threads={max(cores // 2, 1)}\b", log.read_text())
     assert len(list(tmp_path.glob("outputs/multirun/*/*/results.json"))) == 2
@@ -119,9 +119,7 @@ def test_a_job_failing_in_a_joblib_worker_fails_the_sweep(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     result = run_cli(
         "train",
-        "-m",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
+        *JOBLIB_SWEEP,
         "dataset=sine",
         "dataset.length=600,5",
         *QUICK,

@@ -18,14 +18,14 @@ from omegaconf import DictConfig
 
 from lstm_cli import __version__
 from lstm_cli.atomic import atomic_file
-from lstm_cli.config.schema import ExportConfig
-from lstm_cli.config.validate import build, resolve
+from lstm_cli.config.checks import validate_export_config
+from lstm_cli.config.validate import resolve
 from lstm_cli.console import Reporter
 from lstm_cli.data import load_dataset
-from lstm_cli.errors import ConfigError, LstmCliError
+from lstm_cli.errors import LstmCliError
 from lstm_cli.export import export
 from lstm_cli.inference import load_trained
-from lstm_cli.rundir import checkpoint_path, current_run_dir, mark_latest
+from lstm_cli.rundir import checkpoint_path, current_run_dir, mark_latest, refuse_to_replace
 
 log = logging.getLogger("lstm_cli.export")
 
@@ -34,7 +34,7 @@ CHECK_BATCH = 16
 
 
 def run(cfg: DictConfig) -> str:
-    options = build(ExportConfig, resolve(cfg))
+    options = validate_export_config(resolve(cfg))
     path = checkpoint_path(options.run_dir, options.checkpoint, options.which)
     run_dir = current_run_dir()
     output = (
@@ -43,9 +43,7 @@ def run(cfg: DictConfig) -> str:
         else run_dir / f"model{SUFFIXES[options.format]}"
     )
     metadata_path = output.with_suffix(output.suffix + ".json")
-    for target in (output, metadata_path):
-        if target.exists() and not options.overwrite:
-            raise ConfigError(f"output={target} exists; set overwrite=true to replace it")
+    refuse_to_replace([output, metadata_path], options.overwrite, "overwrite")
     reporter = Reporter()
     trained = load_trained(path, torch.device("cpu"))
     config = trained.config

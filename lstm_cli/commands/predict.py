@@ -29,7 +29,7 @@ from lstm_cli.data.splits import SequenceSplit
 from lstm_cli.engine import predict_outputs
 from lstm_cli.errors import ConfigError, DataError
 from lstm_cli.inference import TrainedModel, forecast, generate_text, load_trained
-from lstm_cli.rundir import checkpoint_path, current_run_dir, mark_latest
+from lstm_cli.rundir import checkpoint_path, current_run_dir, mark_latest, refuse_to_replace
 from lstm_cli.runtime import resolve_device
 
 log = logging.getLogger("lstm_cli.predict")
@@ -44,10 +44,9 @@ def run(cfg: DictConfig) -> str:
     language_model = trained.task == "language_model"
     default_name = "predictions.txt" if language_model else "predictions.csv"
     output = Path(options.output).expanduser() if options.output else run_dir / default_name
-    picture = output.with_suffix(".png") if options.predict.plot else None
-    for path_out in (output, picture) if trained.task == "forecasting" else (output,):
-        if path_out is not None and path_out.exists() and not options.predict.overwrite:
-            raise ConfigError(f"output={path_out} exists; set predict.overwrite=true to replace it")
+    draws = options.predict.plot and trained.task == "forecasting"
+    picture = output.with_suffix(".png") if draws else None
+    refuse_to_replace([output, picture], options.predict.overwrite, "predict.overwrite")
     if not language_model and not options.input:
         raise ConfigError("input=FILE is required: a file in the format the model was trained on")
     input_path = resolve_path(options.input, "input") if options.input else None

@@ -13,8 +13,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from lstm_cli.config.checks import validate_train_config
-from lstm_cli.config.schema import EvaluateConfig, ExportConfig, PredictConfig
+from lstm_cli.config.checks import validate_export_config, validate_train_config
+from lstm_cli.config.schema import EvaluateConfig, PredictConfig
 from lstm_cli.config.validate import build, resolve
 from lstm_cli.errors import LstmCliError
 from lstm_cli.resume import check_resumable
@@ -23,7 +23,7 @@ VALIDATORS = {
     "train": validate_train_config,
     "evaluate": lambda values: build(EvaluateConfig, values),
     "predict": lambda values: build(PredictConfig, values),
-    "export": lambda values: build(ExportConfig, values),
+    "export": validate_export_config,
 }
 
 

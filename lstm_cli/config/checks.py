@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from lstm_cli.config.schema import (
+    ExportConfig,
     ForecastDatasetConfig,
     SGDConfig,
     SineDatasetConfig,
@@ -13,7 +15,6 @@ from lstm_cli.config.schema import (
 from lstm_cli.config.validate import build
 from lstm_cli.errors import ConfigError
 from lstm_cli.tasks import HIGHER_IS_BETTER, METRICS, Task, losses_for, task_of_dataset
-from lstm_cli.tensorboard_log import check_installed
 
 
 def validate_train_config(values: dict[str, Any]) -> tuple[TrainConfig, Task]:
@@ -41,8 +42,26 @@ def validate_train_config(values: dict[str, Any]) -> tuple[TrainConfig, Task]:
         raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0")
     check_precision(cfg.trainer.precision, cfg.trainer.device)
     if cfg.logger.name == "tensorboard":
-        check_installed()
+        require_package("tensorboard", "logger=tensorboard", extra="tensorboard")
     return cfg, task
+
+
+def validate_export_config(values: dict[str, Any]) -> ExportConfig:
+    """The typed export config; ONNX files are written by the `onnx` package."""
+    cfg = build(ExportConfig, values)
+    if cfg.format == "onnx":
+        require_package("onnx", "format=onnx", extra="export")
+    return cfg
+
+
+def require_package(module: str, setting: str, extra: str) -> None:
+    """Before any work: a setting that needs an optional package says how to install it."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(
+            f"{setting} needs the {module} package: pip install 'lstm-train[{extra}]'"
+        ) from None
 
 
 def check_precision(precision: str, device_type: str) -> None:
