@@ -1,9 +1,11 @@
-"""The network: optional embedding, `torch.nn.LSTM` (cuDNN / oneDNN kernels), dropout, a
-linear head reading either every step (language models) or each sequence's last valid step.
+"""The network: optional embedding, an optional convolutional block, `torch.nn.LSTM`
+(cuDNN / oneDNN kernels), dropout, and a linear head reading either every step (language
+models) or the sequence pooled over time (its last valid step, mean, max, attention).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
@@ -21,7 +23,10 @@ class ModelSpec:
 
     `relative_inputs` (forecasting with transform=diff) are input columns, the targets, that
     the network reads relative to their last observed value; its outputs are changes from
-    that value, added back so that the network still returns levels.
+    that value, added back so that the network still returns levels. `conv_stride` is
+    chosen from the training data: the stride that brings the longest training sequence
+    down to `max_lstm_steps`. The defaults of the later fields rebuild checkpoints written
+    before those fields existed.
     """
 
     input_size: int
@@ -34,20 +39,42 @@ class ModelSpec:
     dropout: float
     embedding_dim: int
     relative_inputs: list[int] = field(default_factory=list)
+    pooling: list[str] = field(default_factory=lambda: ["last"])
+    forget_bias: float = 0.0
+    conv_channels: int = 0
+    conv_layers: int = 0
+    conv_kernel: int = 7
+    max_lstm_steps: int | None = None
+    conv_stride: int = 1
 
     @classmethod
     def of(cls, cfg: ModelConfig, data: PreparedData) -> ModelSpec:
+        """The network for this data: a language model reads every step, so it gets neither
+        pooling nor the convolutional block (whose stride would merge steps)."""
+        per_step = data.task == "language_model"
+        options = asdict(cfg)
+        options["pooling"] = pooling_list(cfg.pooling)
+        if per_step or not cfg.conv_layers:
+            options["conv_channels"] = options["conv_layers"] = 0
+        longest = int(data.train.sequence_lengths().max())
+        stride = math.ceil(longest / cfg.max_lstm_steps) if cfg.max_lstm_steps else 1
         return cls(
             input_size=data.input_size,
             output_size=data.output_size,
             token_input=data.token_input,
-            per_step=data.task == "language_model",
+            per_step=per_step,
             relative_inputs=list(data.relative_inputs),
-            **asdict(cfg),
+            conv_stride=max(stride, 1) if options["conv_layers"] else 1,
+            **options,
         )
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def pooling_list(pooling: str | list[str]) -> list[str]:
+    """`model.pooling` as a list: `mean` -> [mean]; [mean, max] stays."""
+    return [pooling] if isinstance(pooling, str) else list(pooling)
 
 
 def last_valid_step(outputs: Tensor, lengths: Tensor, bidirectional: bool) -> Tensor:
@@ -64,8 +91,80 @@ def last_valid_step(outputs: Tensor, lengths: Tensor, bidirectional: bool) -> Te
     return torch.cat([forward[:, :hidden], outputs[:, 0, hidden:]], dim=1)
 
 
+class ConvBlock(nn.Module):
+    """`conv_layers` x (Conv1d -> BatchNorm -> ReLU) over time, the last one strided.
+
+    Local shapes (spikes, edges, oscillations) are what convolutions find well and what an
+    LSTM fed one raw value per step finds slowly; the stride shortens long sequences so
+    that backpropagation through time spans a few hundred steps, not thousands. Each
+    layer's output is zeroed past each sequence's end, so the next layer reads there what
+    a sequence alone would read (zero padding): padding never changes a result.
+    """
+
+    def __init__(self, spec: ModelSpec, in_channels: int) -> None:
+        super().__init__()
+        self.stride = spec.conv_stride
+        self.layers = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv1d(
+                    in_channels if index == 0 else spec.conv_channels,
+                    spec.conv_channels,
+                    spec.conv_kernel,
+                    stride=self.stride if index == spec.conv_layers - 1 else 1,
+                    padding=spec.conv_kernel // 2,
+                ),
+                nn.BatchNorm1d(spec.conv_channels),
+                nn.ReLU(),
+            )
+            for index in range(spec.conv_layers)
+        )
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """[B, T, F] and [B] lengths -> [B, ceil(T / stride), channels] and their lengths."""
+        outputs = x.transpose(1, 2)
+        for index, layer in enumerate(self.layers):
+            if index == len(self.layers) - 1 and self.stride > 1:
+                lengths = torch.div(lengths - 1, self.stride, rounding_mode="floor") + 1
+            outputs = layer(outputs)
+            steps = torch.arange(outputs.shape[2], device=outputs.device)
+            real = steps < lengths.to(outputs.device, non_blocking=True).unsqueeze(1)
+            outputs = outputs * real.unsqueeze(1)
+        return outputs.transpose(1, 2), lengths
+
+
+class TimePooling(nn.Module):
+    """[B, T, H] LSTM outputs -> [B, H x len(kinds)], reading only each sequence's real steps.
+
+    `last`: the state after the last real step (the backward direction's after step 0);
+    `mean` and `max` over the real steps; `attention`: a learned weighting of the steps.
+    """
+
+    def __init__(self, kinds: list[str], width: int, bidirectional: bool) -> None:
+        super().__init__()
+        self.kinds, self.bidirectional = kinds, bidirectional
+        self.attention = nn.Linear(width, 1) if "attention" in kinds else None
+
+    def forward(self, outputs: Tensor, lengths: Tensor) -> Tensor:
+        steps = torch.arange(outputs.shape[1], device=outputs.device)
+        real = (steps < lengths.to(outputs.device, non_blocking=True).unsqueeze(1)).unsqueeze(2)
+        pooled = []
+        for kind in self.kinds:
+            if kind == "last":
+                pooled.append(last_valid_step(outputs, lengths, self.bidirectional))
+            elif kind == "mean":
+                counts = real.sum(1).clamp_min(1).to(outputs.dtype)
+                pooled.append((outputs * real).sum(1) / counts)
+            elif kind == "max":
+                pooled.append(outputs.masked_fill(~real, torch.finfo(outputs.dtype).min).amax(1))
+            else:  # attention
+                scores = self.attention(outputs).masked_fill(~real, float("-inf"))
+                pooled.append((scores.softmax(1) * outputs).sum(1))
+        return torch.cat(pooled, dim=1)
+
+
 class LSTMNetwork(nn.Module):
-    """Embedding (token inputs) -> LSTM -> dropout -> linear head."""
+    """Embedding (token inputs) or convolutions (optional) -> LSTM -> pooling over time
+    (sequence tasks) -> dropout -> linear head."""
 
     def __init__(self, spec: ModelSpec, packed: bool = False) -> None:
         super().__init__()
@@ -74,21 +173,26 @@ class LSTMNetwork(nn.Module):
         self.embedding = (
             nn.Embedding(spec.input_size, spec.embedding_dim) if spec.token_input else None
         )
+        lstm_inputs = spec.embedding_dim if spec.token_input else spec.input_size
+        self.conv = ConvBlock(spec, lstm_inputs) if spec.conv_layers else None
         self.lstm = nn.LSTM(
-            input_size=spec.embedding_dim if spec.token_input else spec.input_size,
+            input_size=spec.conv_channels if spec.conv_layers else lstm_inputs,
             hidden_size=spec.hidden_size,
             num_layers=spec.num_layers,
             bidirectional=spec.bidirectional,
             dropout=spec.dropout if spec.num_layers > 1 else 0.0,
             batch_first=True,
         )
+        set_forget_bias(self.lstm, spec.forget_bias)
         self.dropout = nn.Dropout(spec.dropout)
         relative = torch.zeros(spec.input_size)
         relative[spec.relative_inputs] = 1.0
         # 1 for the input columns read relative to their last value (not saved: from spec)
         self.register_buffer("relative_mask", relative, persistent=False)
-        directions = 2 if spec.bidirectional else 1
-        self.head = nn.Linear(spec.hidden_size * directions, spec.output_size)
+        width = spec.hidden_size * (2 if spec.bidirectional else 1)
+        self.pooling = TimePooling(spec.pooling, width, spec.bidirectional)
+        pooled_width = width if spec.per_step else width * len(spec.pooling)
+        self.head = nn.Linear(pooled_width, spec.output_size)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """[B, T(, F)] inputs and [B] lengths -> [B, O] or, per step, [B, T, O]."""
@@ -99,11 +203,12 @@ class LSTMNetwork(nn.Module):
             last = last_valid_step(x, lengths, False)
             inputs = x - (last * self.relative_mask).unsqueeze(1)
             anchor = last[:, self.spec.relative_inputs]
+        if self.conv is not None:
+            inputs, lengths = self.conv(inputs, lengths)
         outputs = self._run_lstm(inputs, lengths)
         if self.spec.per_step:
             return self.head(self.dropout(outputs))
-        pooled = last_valid_step(outputs, lengths, self.spec.bidirectional)
-        predicted = self.head(self.dropout(pooled))
+        predicted = self.head(self.dropout(self.pooling(outputs, lengths)))
         if anchor is None:
             return predicted
         steps = predicted.unflatten(1, (-1, anchor.shape[1])) + anchor.unsqueeze(1)
@@ -125,6 +230,20 @@ class LSTMNetwork(nn.Module):
         return outputs
 
 
+def set_forget_bias(lstm: nn.LSTM, value: float) -> None:
+    """Start every forget gate at `value` (Jozefowicz et al. 2015: 1 lets gradients flow
+    through long sequences from the first step); torch draws it at random around 0.
+
+    torch adds two bias vectors, so `bias_ih` takes the value and `bias_hh` zero. Gate
+    order in torch's layout: input, forget, cell, output.
+    """
+    hidden = lstm.hidden_size
+    with torch.no_grad():
+        for name, bias in lstm.named_parameters():
+            if name.startswith("bias_"):
+                bias[hidden : 2 * hidden] = value if name.startswith("bias_ih") else 0.0
+
+
 def layer_summary(model: LSTMNetwork) -> dict[str, str]:
     """Each layer with its shape and parameter count, for the start-of-run summary."""
     spec, lstm = model.spec, model.lstm
@@ -132,6 +251,12 @@ def layer_summary(model: LSTMNetwork) -> dict[str, str]:
     if model.embedding is not None:
         shape = f"{spec.input_size} tokens -> {spec.embedding_dim}"
         rows["embedding"] = _counted(shape, model.embedding.parameters())
+    if model.conv is not None:
+        shape = (
+            f"{spec.conv_layers} x conv1d (kernel {spec.conv_kernel}) + batch norm + ReLU"
+            f" {spec.input_size} -> {spec.conv_channels}, stride {spec.conv_stride}"
+        )
+        rows["convolutions"] = _counted(shape, model.conv.parameters())
     directions = 2 if spec.bidirectional else 1
     kind = "bidirectional LSTM" if spec.bidirectional else "LSTM"
     for layer in range(spec.num_layers):
@@ -140,9 +265,11 @@ def layer_summary(model: LSTMNetwork) -> dict[str, str]:
         width = lstm.input_size if layer == 0 else spec.hidden_size * directions
         shape = f"{kind} {width} -> {spec.hidden_size * directions}"
         rows[f"lstm layer {layer + 1}"] = _counted(shape, weights)
-    pooling = "every step" if spec.per_step else "last valid step"
-    shape = f"linear on the {pooling} -> {spec.output_size}"
-    rows["head"] = _counted(shape, model.head.parameters())
+    if spec.per_step:
+        shape = f"linear on every step -> {spec.output_size}"
+    else:
+        shape = f"{' + '.join(spec.pooling)} over time, linear -> {spec.output_size}"
+    rows["head"] = _counted(shape, [*model.head.parameters(), *model.pooling.parameters()])
     return rows
 
 

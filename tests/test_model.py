@@ -1,4 +1,5 @@
-"""The network and losses: padding never changes a result, pooling reads the last real step."""
+"""The network and losses: padding never changes a result, pooling reads only real steps,
+the convolutional block keeps lengths in step, the forget gate starts at its bias."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import torch
 
 from lstm_cli.config.schema import CrossEntropyLossConfig, ModelConfig, RegressionLossConfig
 from lstm_cli.losses import build_loss
-from lstm_cli.model import LSTMNetwork, ModelSpec, last_valid_step
+from lstm_cli.data.splits import PreparedData, SequenceSplit
+from lstm_cli.model import LSTMNetwork, ModelSpec, TimePooling, last_valid_step
 
 
 def network(
@@ -17,17 +19,35 @@ def network(
     packed: bool = False,
     per_step: bool = False,
     token_input: bool = False,
+    pooling: list[str] | None = None,
+    conv_layers: int = 0,
+    conv_stride: int = 1,
 ) -> LSTMNetwork:
     torch.manual_seed(0)
-    config = ModelConfig(hidden_size=8, num_layers=2, bidirectional=bidirectional, dropout=0.0)
+    config = ModelConfig(
+        hidden_size=8,
+        num_layers=2,
+        bidirectional=bidirectional,
+        dropout=0.0,
+        pooling=pooling or ["last"],
+        conv_layers=conv_layers,
+        conv_channels=4,
+        conv_kernel=3,
+    )
     spec = ModelSpec(
         input_size=5 if token_input else 3,
         output_size=5,
         token_input=token_input,
         per_step=per_step,
+        conv_stride=conv_stride,
         **asdict(config),
     )
-    return LSTMNetwork(spec, packed=packed).eval()
+    model = LSTMNetwork(spec, packed=packed)
+    if model.conv is not None:  # batch norm statistics other than the identity
+        for layer in model.conv.layers:
+            layer[1].running_mean.uniform_(-0.5, 0.5)
+            layer[1].running_var.uniform_(0.5, 2.0)
+    return model.eval()
 
 
 def padded_batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,10 +60,19 @@ def padded_batch() -> tuple[torch.Tensor, torch.Tensor]:
     return x, lengths
 
 
+SHAPES = {
+    "last": {},
+    "mean, max, attention": {"pooling": ["mean", "max", "attention"]},
+    "convolutions": {"conv_layers": 2, "pooling": ["mean", "max"]},
+    "strided convolutions": {"conv_layers": 3, "conv_stride": 2, "pooling": ["last", "max"]},
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("packed", [False, True])
-def test_padding_does_not_change_the_outputs(bidirectional, packed):
-    model = network(bidirectional=bidirectional, packed=packed)
+def test_padding_does_not_change_the_outputs(shape, bidirectional, packed):
+    model = network(bidirectional=bidirectional, packed=packed, **SHAPES[shape])
     x, lengths = padded_batch()
     batched = model(x, lengths)
     for i, length in enumerate(lengths.tolist()):
@@ -99,3 +128,46 @@ def test_last_valid_step_takes_the_backward_half_from_the_first_step():
         ]
     )
     torch.testing.assert_close(pooled, expected)
+
+
+def test_pooling_reads_only_the_real_steps():
+    outputs = torch.tensor([[[1.0], [5.0], [3.0]], [[2.0], [9.0], [9.0]]])
+    lengths = torch.tensor([3, 1])
+    pooled = TimePooling(["mean", "max", "last"], 1, bidirectional=False)(outputs, lengths)
+    torch.testing.assert_close(pooled, torch.tensor([[3.0, 5.0, 3.0], [2.0, 2.0, 2.0]]))
+
+
+def test_strided_convolutions_shorten_lengths_by_the_stride():
+    model = network(conv_layers=2, conv_stride=4)
+    x = torch.randn(2, 10, 3)
+    outputs, lengths = model.conv(x, torch.tensor([10, 5]))
+    assert outputs.shape == (2, 3, 4)
+    assert lengths.tolist() == [3, 2]
+    assert outputs[1, 2:].abs().sum() == 0  # past the shortened end: zero
+
+
+def test_the_spec_strides_the_longest_training_sequence_down_to_max_lstm_steps():
+    data = PreparedData(
+        task="classification",
+        train=SequenceSplit(torch.zeros(2, 1460, 1), torch.tensor([1460, 700]), torch.zeros(2)),
+        val=None,
+        test=None,
+        input_size=1,
+        output_size=3,
+        token_input=False,
+        preprocessing={},
+    )
+    assert ModelSpec.of(ModelConfig(max_lstm_steps=128), data).conv_stride == 12
+    assert ModelSpec.of(ModelConfig(max_lstm_steps=None), data).conv_stride == 1
+    without = ModelSpec.of(ModelConfig(conv_layers=0), data)
+    assert (without.conv_layers, without.conv_stride) == (0, 1)
+
+
+def test_forget_gates_start_at_the_configured_bias():
+    model = network()
+    hidden = model.spec.hidden_size
+    for name, bias in model.lstm.named_parameters():
+        if name.startswith("bias_ih"):
+            assert torch.all(bias[hidden : 2 * hidden] == 1.0), name
+        if name.startswith("bias_hh"):
+            assert torch.all(bias[hidden : 2 * hidden] == 0.0), name

@@ -2,7 +2,8 @@
 
 Reads the checkpoint named by run_dir= (best.pt, or last.pt with which=last) or
 checkpoint=, rebuilds the dataset with the checkpoint's own preprocessing, and writes
-metrics.json (metrics in the data's own units) into its run directory, with a picture by
+metrics.json (metrics in the data's own units, beside the trivial answers' on the same
+split and the model's skill against the best of them) into its run directory, with a picture by
 task (confusion_matrix.png, fit.png or forecast.png) when matplotlib is installed.
 """
 
@@ -12,6 +13,7 @@ import logging
 
 from omegaconf import DictConfig
 
+from lstm_cli.baselines import baseline_rows, compare, warnings_for
 from lstm_cli.config.schema import EvaluateConfig
 from lstm_cli.config.validate import build, resolve
 from lstm_cli.console import Reporter
@@ -32,13 +34,13 @@ def run(cfg: DictConfig) -> dict[str, float]:
     path = checkpoint_path(options.run_dir, options.checkpoint, options.which)
     reporter = Reporter()
     trained = load_trained(path, device)
-    data = load_dataset(
-        trained.config.dataset, trained.config.trainer.seed, fitted=trained.preprocessing
-    )
+    data = load_dataset(trained.config.dataset, fitted=trained.preprocessing)
     run_dir = current_run_dir()
     loss_fn = build_loss(trained.config.loss, trained.task)
     split = getattr(data, options.split)
     scores = evaluate_split(trained.model, split, data, loss_fn, options.batch_size, device)
+    comparison = compare(scores, data, split, loss_fn, options.batch_size)
+    warnings = warnings_for(comparison, options.split, trained.task)
     metrics = {f"{options.split}/{name}": value for name, value in scores.items()}
     write_json_atomic(
         run_dir / "metrics.json",
@@ -50,9 +52,16 @@ def run(cfg: DictConfig) -> dict[str, float]:
             "split": options.split,
             "samples": len(split),
             "metrics": metrics,
+            **comparison.to_dict(options.split),
+            "warnings": warnings,
         },
     )
     plot_split(trained.model, data, options.split, options.batch_size, device, run_dir)
     mark_latest(run_dir)
-    reporter.table(f"{trained.config.dataset.name} {options.split} split", metrics)
+    reporter.table(
+        f"{trained.config.dataset.name} {options.split} split",
+        {**metrics, **baseline_rows(comparison, options.split)},
+    )
+    for line in warnings:
+        log.warning("warning: %s", line)
     return metrics

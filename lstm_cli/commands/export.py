@@ -47,7 +47,7 @@ def run(cfg: DictConfig) -> str:
     reporter = Reporter()
     trained = load_trained(path, torch.device("cpu"))
     config = trained.config
-    data = load_dataset(config.dataset, config.trainer.seed, fitted=trained.preprocessing)
+    data = load_dataset(config.dataset, fitted=trained.preprocessing)
     samples = torch.arange(min(len(data.test), CHECK_BATCH))
     check = data.test.take(samples)
     trace = data.test.take(samples[: max(len(samples) // 2, 1)])

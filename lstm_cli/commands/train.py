@@ -24,6 +24,7 @@ import torch
 from omegaconf import DictConfig
 
 from lstm_cli import __version__, plots
+from lstm_cli.baselines import baseline_rows, compare, warnings_for
 from lstm_cli.checkpoint import load_checkpoint, save_checkpoint
 from lstm_cli.config.checks import validate_train_config
 from lstm_cli.config.schema import TrainConfig
@@ -122,7 +123,7 @@ class Training:
         threads = set_threads(trainer.num_threads)
         seed_everything(trainer.seed)
         fitted = resumed["preprocessing"] if resumed else None
-        data = load_dataset(config.dataset, trainer.seed, fitted=fitted)
+        data = load_dataset(config.dataset, fitted=fitted)
         self.data, self.data_on_device = place(data, self.device, config.data.on_device)
         self.spec = ModelSpec.of(config.model, self.data)
         model = LSTMNetwork(self.spec, packed=config.data.packed).to(self.device)
@@ -271,8 +272,13 @@ class Training:
             log.info(_epoch_line(row, trainer.max_epochs, improved))
 
     def _stopped_early(self) -> bool:
-        patience, best = self.config.trainer.patience, self.progress.best
+        """Patience counts epochs, but a small dataset's epoch is a few steps: no stop
+        before `trainer.min_steps` optimizer steps, however many epochs that takes."""
+        trainer, best = self.config.trainer, self.progress.best
+        patience = trainer.patience
         if patience is None or best.epochs_since_best < patience:
+            return False
+        if self.progress.global_step < trainer.min_steps:
             return False
         log.info(
             "early stopping: %s has not improved for %d epochs (best %.6g at epoch %d)",
@@ -317,6 +323,8 @@ class Training:
             self.device,
             self.world,
         )
+        comparison = compare(test, self.data, self.data.test, self.loss_fn, trainer.batch_size * 4)
+        warnings = warnings_for(comparison, "test", self.data.task, best.epoch, self.progress.epoch)
         results = {
             "run_dir": str(self.run_dir.resolve()),
             "dataset": self.config.dataset.name,
@@ -327,6 +335,8 @@ class Training:
             "epochs_completed": self.progress.epoch,
             "stopped_early": self.progress.epoch < trainer.max_epochs,
             "test": {f"test/{name}": value for name, value in test.items()},
+            **comparison.to_dict("test"),
+            "warnings": warnings,
             "parameters": sum(p.numel() for p in self.trainee.model.parameters()),
             "wall_seconds": round(time.time() - started, 3),
             **peak_memory_mib(self.device),
@@ -348,9 +358,12 @@ class Training:
                 "best epoch": best.epoch,
                 trainer.monitor: best.value,
                 **results["test"],
+                **baseline_rows(comparison, "test"),
                 "run dir": str(self.run_dir),
             },
         )
+        for line in warnings:
+            log.warning("warning: %s", line)
         return best.value
 
     def close_logs(self) -> None:
@@ -399,10 +412,18 @@ def _data_summary(name: str, data: PreparedData) -> dict[str, Any]:
         "val": len(data.val),
         "test": len(data.test),
         "inputs": data.input_size,
+        **_input_names(data),
         "outputs": data.output_size,
         "length min/mean/max": f"{int(lengths.min())}/{lengths.mean():.1f}/{int(lengths.max())}",
         **_what_is_predicted(data),
     }
+
+
+def _input_names(data: PreparedData) -> dict[str, str]:
+    """The input columns by name, so that a stray id or time column shows at once."""
+    state = data.preprocessing
+    names = state.get("features") or state.get("columns")
+    return {"features": ", ".join(str(n) for n in names)} if names else {}
 
 
 def _what_is_predicted(data: PreparedData) -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import Any
 from lstm_cli.config.schema import (
     ExportConfig,
     ForecastDatasetConfig,
+    ModelConfig,
     SGDConfig,
     SineDatasetConfig,
     TrainConfig,
@@ -40,6 +41,7 @@ def validate_train_config(values: dict[str, Any]) -> tuple[TrainConfig, Task]:
         and cfg.optimizer.momentum == 0
     ):
         raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0")
+    check_model(cfg.model)
     check_precision(cfg.trainer.precision, cfg.trainer.device)
     if cfg.logger.name == "tensorboard":
         require_package("tensorboard", "logger=tensorboard", extra="tensorboard")
@@ -62,6 +64,20 @@ def require_package(module: str, setting: str, extra: str) -> None:
         raise ConfigError(
             f"{setting} needs the {module} package: pip install 'lstm-train[{extra}]'"
         ) from None
+
+
+def check_model(model: ModelConfig) -> None:
+    """Pooling names each kind once; an odd kernel keeps a sequence's length (stride 1)."""
+    pooling = [model.pooling] if isinstance(model.pooling, str) else model.pooling
+    if not pooling or len(set(pooling)) != len(pooling):
+        raise ConfigError(
+            f"model.pooling={pooling}: name one or more of last, mean, max, attention, once each"
+        )
+    if model.conv_layers and model.conv_kernel % 2 == 0:
+        raise ConfigError(
+            f"model.conv_kernel={model.conv_kernel} must be odd, so that the convolutions"
+            " keep each sequence's steps aligned"
+        )
 
 
 def check_precision(precision: str, device_type: str) -> None:

@@ -14,6 +14,7 @@ Scaler = Literal["standard", "minmax", "none"]
 Transform = Literal["none", "log", "diff"]
 Missing = Literal["error", "drop", "ffill"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
+Pooling = Literal["last", "mean", "max", "attention"]
 
 
 def bounded(default: Any, **bounds: float) -> Any:
@@ -29,6 +30,12 @@ class ModelConfig:
     bidirectional: bool = False
     dropout: float = bounded(0.0, ge=0.0, lt=1.0)
     embedding_dim: int = bounded(32, ge=1)
+    pooling: Pooling | list[Pooling] = field(default_factory=lambda: ["mean", "max"])
+    forget_bias: float = 1.0
+    conv_layers: int = bounded(3, ge=0)
+    conv_channels: int = bounded(64, ge=1)
+    conv_kernel: int = bounded(7, ge=1)
+    max_lstm_steps: int | None = bounded(128, ge=1)
 
 
 # --- optimizer ---------------------------------------------------------------------------
@@ -160,6 +167,7 @@ class ForecastDatasetConfig:
     target: Any = None
     covariates: list[str] = field(default_factory=list)
     time_column: str | None = None
+    season: int | None = bounded(None, ge=1)
     window: int = bounded(24, ge=1)
     horizon: int = bounded(1, ge=1)
     val_size: int = bounded(12, ge=1)
@@ -176,12 +184,13 @@ class SequenceDatasetConfig:
     path: str = ""
     test_path: str | None = None
     id_column: str = "series_id"
-    step_column: str | None = None
+    step_column: str | None = "auto"
     label_column: str = "label"
     features: list[str] | None = None
     task: Literal["classification", "regression"] = "classification"
     val_fraction: float = bounded(0.2, gt=0.0, lt=1.0)
     test_fraction: float = bounded(0.2, gt=0.0, lt=1.0)
+    split_seed: int = bounded(0, ge=0)
     scaler: Scaler = "standard"
     missing: Missing = "error"
 
@@ -207,6 +216,7 @@ class NpzDatasetConfig:
     task: Literal["classification", "regression"] = "classification"
     val_fraction: float = bounded(0.2, gt=0.0, lt=1.0)
     test_fraction: float = bounded(0.2, gt=0.0, lt=1.0)
+    split_seed: int = bounded(0, ge=0)
     scaler: Scaler = "standard"
 
 
@@ -258,6 +268,7 @@ class TrainerConfig:
     monitor: str = "val/loss"
     mode: Literal["min", "max"] = "min"
     patience: int | None = bounded(None, ge=1)
+    min_steps: int = bounded(0, ge=0)
     min_delta: float = bounded(0.0, ge=0.0)
     checkpoint_every_steps: int = bounded(0, ge=0)
     on_nonfinite: Literal["stop", "skip_batch"] = "stop"

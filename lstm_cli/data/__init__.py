@@ -16,20 +16,22 @@ from lstm_cli.data import forecast, generated, npz, sequences, text
 from lstm_cli.data.splits import PreparedData
 
 
-def load_dataset(cfg: Any, seed: int, fitted: dict[str, Any] | None = None) -> PreparedData:
+def load_dataset(cfg: Any, fitted: dict[str, Any] | None = None) -> PreparedData:
     """Load the dataset a config describes.
 
     `fitted` is the preprocessing state saved in a checkpoint: when given, the scalers,
-    vocabulary and classes are reused instead of fitted again, as evaluate needs.
+    vocabulary and classes are reused instead of fitted again, as evaluate needs. Random
+    splits follow `dataset.split_seed`, never `trainer.seed`: changing the seed of the
+    weights keeps the same validation sequences.
     """
     if isinstance(cfg, ForecastDatasetConfig):
         return forecast.prepare(cfg, fitted)
     if isinstance(cfg, SequenceDatasetConfig):
-        return sequences.prepare(cfg, fitted, seed)
+        return sequences.prepare(cfg, fitted, cfg.split_seed)
     if isinstance(cfg, TextDatasetConfig):
         return text.prepare(cfg, fitted)
     if isinstance(cfg, NpzDatasetConfig):
-        return npz.prepare(cfg, fitted, seed)
+        return npz.prepare(cfg, fitted, cfg.split_seed)
     if isinstance(cfg, SineDatasetConfig):
         return generated.sine(cfg, fitted)
     if isinstance(cfg, AddingDatasetConfig):

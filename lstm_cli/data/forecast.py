@@ -107,7 +107,9 @@ def prepare(cfg: ForecastDatasetConfig, fitted: dict[str, Any] | None) -> Prepar
         "missing": cfg.missing,
     }
     path = resolve_path(cfg.path, "dataset.path")
-    values, _ = read_series(path, state, "dataset.target")
+    values, stamps = read_series(path, state, "dataset.target")
+    if fitted is None:
+        state["season"] = cfg.season or (stamps.season() if stamps else 1)
     windowing = Windowing.of(cfg)
     return prepare_series(values, state, windowing, str(path), fitted is not None)
 

@@ -31,6 +31,7 @@ def sine(cfg: SineDatasetConfig, fitted: dict[str, Any] | None) -> PreparedData:
         "targets": ["value"],
         "time_column": None,
         "missing": "error",
+        "season": round(cfg.period),
     }
     windowing = Windowing.of(cfg)
     return prepare_series(values, state, windowing, "dataset=sine", fitted is not None)

@@ -21,6 +21,10 @@ from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import PreparedData, SequenceSplit
 from lstm_cli.errors import DataError
 
+AUTO_STEP = "auto"
+# What `step_column: auto` looks for, in this order; without one, rows are in file order.
+STEP_COLUMN_NAMES = ("step", "time_step", "timestep")
+
 
 @dataclass
 class RawSequences:
@@ -205,18 +209,27 @@ def prepare_labelled(
 
 
 def _new_state(cfg: SequenceDatasetConfig, table: CsvTable) -> dict[str, Any]:
-    reserved = {cfg.id_column, cfg.label_column, cfg.step_column}
+    """Feature columns are never the id, step or label column, named or found."""
+    step_column = cfg.step_column
+    if step_column == AUTO_STEP:
+        step_column = next((c for c in STEP_COLUMN_NAMES if c in table.header), None)
+    reserved = {cfg.id_column, cfg.label_column, step_column} - {None}
+    if cfg.features:
+        clash = sorted(reserved & set(cfg.features))
+        if clash:
+            raise DataError(
+                f"dataset.features lists {', '.join(clash)}, the id, step or label column;"
+                " those are never inputs"
+            )
     features = cfg.features or table.numeric_columns(exclude=reserved)
     if not features:
-        raise DataError(
-            f"{table.path}: no numeric feature columns besides {sorted(reserved - {None})}"
-        )
+        raise DataError(f"{table.path}: no numeric feature columns besides {sorted(reserved)}")
     return {
         "kind": "csv_sequences",
         "task": cfg.task,
         "features": list(features),
         "id_column": cfg.id_column,
-        "step_column": cfg.step_column,
+        "step_column": step_column,
         "label_column": cfg.label_column,
         "missing": cfg.missing,
         "classes": None,

@@ -53,6 +53,27 @@ class TimeIndex:
         start = self.values[-1] if after is None else after
         return [_to_text(start + step * k, self.spelling) for k in range(1, count + 1)]
 
+    def season(self) -> int:
+        """Steps per season implied by the usual step between stamps; 1 when none is known
+        (plain numbers, yearly data, unusual intervals)."""
+        deltas = [b - a for a, b in pairwise(self.values)]
+        if not deltas or self.spelling == "number":
+            return 1
+        step = Counter(deltas).most_common(1)[0][0]
+        if self.spelling == "month":
+            return _SEASON_OF_MONTHS.get(round(step), 1)
+        if 89 * 86400 <= step <= 92 * 86400:  # quarters of dates
+            return 4
+        if 28 * 86400 <= step <= 31 * 86400:  # months of dates
+            return 12
+        return _SEASON_OF_INTERVAL.get(round(step), 1)
+
+
+# A season in steps for the usual sampling intervals (seconds between stamps): hourly data
+# repeats daily, daily data weekly, weekly data yearly, monthly and quarterly data yearly.
+_SEASON_OF_INTERVAL = {3600: 24, 86400: 7, 7 * 86400: 52}
+_SEASON_OF_MONTHS = {1: 12, 3: 4}
+
 
 def _spelling_of(stamp: str) -> str:
     if _MONTH.match(stamp):
