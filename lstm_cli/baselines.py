@@ -17,7 +17,6 @@ better than the baseline, below 0 worse.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import cast
@@ -69,8 +68,8 @@ def compare(
         name: score_answer(answer, data, split, loss_fn, batch_size)
         for name, answer in trivial_answers(data).items()
     }
-    if data.task == "forecasting":
-        scale = naive_scale(data)
+    scale = data.preprocessing.get("naive_scale")
+    if data.task == "forecasting" and scale:
         for scores in [model_scores, *baselines.values()]:
             scores["mase"] = scores["mae"] / scale
     metric = ERROR_METRIC[data.task]
@@ -148,31 +147,20 @@ def _unigram(data: PreparedData) -> Answer:
 
 def _seasonal_naive(data: PreparedData, season: int) -> Answer:
     """Step h ahead repeats the value `season * ceil(h / season)` steps before it (season 1:
-    the last observed value), read from the series the windows are cut from."""
+    the last observed value), read from the series the windows are cut from, never from
+    before that series' first step."""
 
     def answer(split: Split, index: Tensor) -> Tensor:
-        split = cast(WindowSplit, split)  # forecasting splits are windows of one series
-        horizon = torch.arange(1, split.target_length + 1)
+        windows = cast(WindowSplit, split)  # forecasting splits are windows of series
+        horizon = torch.arange(1, windows.target_length + 1)
         lag = season * torch.ceil(horizon / season).long()
-        first_target = split.starts[index].unsqueeze(1) + split.target_offset
-        source = (first_target + horizon - 1 - lag).clamp_min(0)
-        return split.targets[source.cpu()].reshape(len(index), -1).float().cpu()
+        first_target = windows.first_targets(index).unsqueeze(1)
+        source = torch.maximum(
+            first_target + horizon - 1 - lag, windows.series_firsts(index).unsqueeze(1)
+        )
+        return windows.targets[source.cpu()].reshape(len(index), -1).float().cpu()
 
     return answer
-
-
-def naive_scale(data: PreparedData) -> float:
-    """MASE's denominator: the mean absolute (seasonal) naive error of one step ahead over
-    the training part of the series, in the data's own units."""
-    train = cast(WindowSplit, data.train)
-    to_original = cast(Callable[[Tensor], Tensor], data.to_original)
-    end = int(train.starts[-1]) + train.target_offset + train.target_length
-    series = train.targets[:end].cpu().float()
-    levels = to_original(series.reshape(1, -1)).reshape(end, -1)
-    season = data.preprocessing.get("season") or 1
-    lag = season if len(levels) > season else 1
-    scale = (levels[lag:] - levels[:-lag]).abs().mean().item()
-    return scale if scale > 0 and math.isfinite(scale) else 1.0
 
 
 # What to try when a run does not beat its baseline, by task (the README has the longer story).

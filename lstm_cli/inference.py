@@ -73,8 +73,8 @@ def forecast(
     predicted: list[Tensor] = []
     produced = 0
     while True:
-        inputs = history[-window:].unsqueeze(0)
-        block = model(inputs, torch.tensor([window])).view(horizon, len(target_index))
+        inputs = history[-window:].unsqueeze(0)  # a panel's short series: all it has
+        block = model(inputs, torch.tensor([inputs.shape[1]])).view(horizon, len(target_index))
         predicted.append(block)
         produced += horizon
         if produced >= steps:

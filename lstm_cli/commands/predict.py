@@ -24,6 +24,7 @@ from lstm_cli.config.validate import build, resolve
 from lstm_cli.data import forecast as forecast_data
 from lstm_cli.data import npz, sequences, text
 from lstm_cli.data.files import CsvTable, resolve_path
+from lstm_cli.data.panel import Series, read_panel
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import SequenceSplit
 from lstm_cli.engine import predict_outputs
@@ -64,20 +65,41 @@ def run(cfg: DictConfig) -> str:
 def _forecast_rows(
     trained: TrainedModel, options: PredictConfig, path: Path, picture: Path | None
 ) -> list[dict]:
+    """The next steps after the input series; a panel (id_column) gets them per series,
+    each row led by its series' id."""
     state = trained.preprocessing
-    values, stamps = forecast_data.read_series(path, state, "input")
-    window, horizon = state["window"], state["horizon"]
-    if len(values) < window:
-        raise DataError(f"{path}: {len(values)} time steps, but the model reads {window}")
-    steps = options.predict.steps or horizon
-    if steps > horizon and len(state["columns"]) > len(state["targets"]):
+    steps = options.predict.steps or state["horizon"]
+    if steps > state["horizon"] and len(state["columns"]) > len(state["targets"]):
         raise ConfigError(
-            f"predict.steps={steps} exceeds the horizon ({horizon}) and the model has"
-            " covariates, whose future values are unknown"
+            f"predict.steps={steps} exceeds the horizon ({state['horizon']}) and the model"
+            " has covariates, whose future values are unknown"
         )
-    series = forecast_data.encode(values, state, str(path)).float()
+    if not state.get("id_column"):
+        values, stamps = forecast_data.read_series(path, state, "input")
+        if len(values) < state["window"]:
+            raise DataError(
+                f"{path}: {len(values)} time steps, but the model reads {state['window']}"
+            )
+        return _series_forecast(trained, Series("", values, stamps), steps, path, picture)
+    rows = []
+    for series in read_panel(path, state, "input"):
+        rows += [
+            {state["id_column"]: series.id, **row}
+            for row in _series_forecast(trained, series, steps, path, None)
+        ]
+    return rows
+
+
+def _series_forecast(
+    trained: TrainedModel, series: Series, steps: int, path: Path, picture: Path | None
+) -> list[dict]:
+    state = trained.preprocessing
+    values, stamps = series.values, series.stamps
+    encoded = forecast_data.encode(values, state, str(path)).float()
     target_index = [state["columns"].index(t) for t in state["targets"]]
-    predicted = forecast(trained.model, series, window, horizon, target_index, steps)
+    predicted = forecast(
+        trained.model, encoded, state["window"], state["horizon"], target_index, steps
+    )
     original = forecast_data.decode_targets(predicted.double(), state)
     if picture is not None:
         history = values[:, target_index[0]].tolist()

@@ -423,7 +423,10 @@ def _input_names(data: PreparedData) -> dict[str, str]:
     """The input columns by name, so that a stray id or time column shows at once."""
     state = data.preprocessing
     names = state.get("features") or state.get("columns")
-    return {"features": ", ".join(str(n) for n in names)} if names else {}
+    shown = {"features": ", ".join(str(n) for n in names)} if names else {}
+    if "transform" in state:  # forecasting: what `auto` chose
+        shown["transform"] = ", ".join(state["transform"]) or "none"
+    return shown
 
 
 def _what_is_predicted(data: PreparedData) -> dict[str, str]:

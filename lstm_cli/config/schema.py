@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Scaler = Literal["standard", "minmax", "none"]
-Transform = Literal["none", "log", "diff"]
+Transform = Literal["auto", "none", "log", "diff"]
 Missing = Literal["error", "drop", "ffill"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Pooling = Literal["last", "mean", "max", "attention"]
@@ -166,6 +166,7 @@ class ForecastDatasetConfig:
     path: str = ""
     target: Any = None
     covariates: list[str] = field(default_factory=list)
+    id_column: str | None = None
     time_column: str | None = None
     season: int | None = bounded(None, ge=1)
     window: int = bounded(24, ge=1)
@@ -173,7 +174,7 @@ class ForecastDatasetConfig:
     val_size: int = bounded(12, ge=1)
     test_size: int = bounded(12, ge=1)
     scaler: Scaler = "standard"
-    transform: Transform | list[Literal["log", "diff"]] = "none"
+    transform: Transform | list[Literal["log", "diff"]] = "auto"
     missing: Missing = "error"
 
 

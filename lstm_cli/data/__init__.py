@@ -12,7 +12,7 @@ from lstm_cli.config.schema import (
     SineDatasetConfig,
     TextDatasetConfig,
 )
-from lstm_cli.data import forecast, generated, npz, sequences, text
+from lstm_cli.data import forecast, generated, npz, panel, sequences, text
 from lstm_cli.data.splits import PreparedData
 
 
@@ -25,7 +25,7 @@ def load_dataset(cfg: Any, fitted: dict[str, Any] | None = None) -> PreparedData
     weights keeps the same validation sequences.
     """
     if isinstance(cfg, ForecastDatasetConfig):
-        return forecast.prepare(cfg, fitted)
+        return (panel if cfg.id_column else forecast).prepare(cfg, fitted)
     if isinstance(cfg, SequenceDatasetConfig):
         return sequences.prepare(cfg, fitted, cfg.split_seed)
     if isinstance(cfg, TextDatasetConfig):

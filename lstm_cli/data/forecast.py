@@ -7,6 +7,7 @@ at forecast time). The log transform and the scaler are fitted on the training p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,17 @@ def target_columns(target: Any) -> list[str]:
 
 
 def transforms(transform: str | list[str]) -> list[str]:
-    """`transform` as a list: none -> [], log -> [log], [log, diff] stays."""
+    """`transform` as a list: none -> [], log -> [log], [log, diff] stays, auto -> [auto]."""
     named = [transform] if isinstance(transform, str) else list(transform)
     return [name for name in named if name != "none"]
+
+
+def resolve_auto(transform: list[str], values: Tensor) -> list[str]:
+    """`auto`: read every window relative to its last value (diff), and in logs when every
+    value is positive, so that a window reads growth rates, whatever the series' level."""
+    if transform != ["auto"]:
+        return transform
+    return ["log", "diff"] if bool((values > 0).all()) else ["diff"]
 
 
 def read_series(path: Path, state: dict[str, Any], key: str) -> tuple[Tensor, TimeIndex | None]:
@@ -96,6 +105,34 @@ def decode_targets(targets: Tensor, state: dict[str, Any]) -> Tensor:
     return values.exp() if "log" in state["transform"] else values
 
 
+def identity_scaler(columns: int) -> dict[str, Any]:
+    """The scaler that changes nothing, in force while the real one is being fitted."""
+    return Scaler("none", [0.0] * columns, [1.0] * columns).to_dict()
+
+
+def targets_to_original(state: dict[str, Any]) -> Callable[[Tensor], Tensor]:
+    """Flattened [samples, horizon x targets] model outputs -> the data's own units."""
+    targets = len(state["targets"])
+
+    def to_original(y: Tensor) -> Tensor:
+        per_step = y.reshape(len(y), -1, targets)
+        return decode_targets(per_step, state).reshape(len(y), -1)
+
+    return to_original
+
+
+def naive_scale(train_parts: list[Tensor], season: int) -> float:
+    """MASE's denominator: the mean absolute error of the one-step seasonal naive forecast
+    (naive without a season) within the training part of each series, pooled."""
+    errors = []
+    for part in train_parts:
+        lag = season if len(part) > season else 1
+        errors.append((part[lag:] - part[:-lag]).abs().flatten())
+    pooled = torch.cat(errors)
+    scale = float(pooled.mean()) if len(pooled) else 0.0
+    return scale if scale > 0 else 1.0
+
+
 def prepare(cfg: ForecastDatasetConfig, fitted: dict[str, Any] | None) -> PreparedData:
     """Read the CSV named by the config and window it (see `prepare_series`)."""
     targets = target_columns(cfg.target)
@@ -126,15 +163,15 @@ def prepare_series(
             f" horizon={cut.horizon} of training plus val_size={cut.val_size} and"
             f" test_size={cut.test_size}"
         )
+    target_index = [state["columns"].index(t) for t in state["targets"]]
     if not fitted:
-        state |= {"window": cut.window, "horizon": cut.horizon, "transform": cut.transform}
-        state["scaler"] = Scaler(
-            kind="none", offset=[0.0] * values.shape[1], scale=[1.0] * values.shape[1]
-        ).to_dict()
+        transform = resolve_auto(cut.transform, values)
+        state |= {"window": cut.window, "horizon": cut.horizon, "transform": transform}
+        state["scaler"] = identity_scaler(values.shape[1])
         train_part = encode(values[:train_end], state, where)
         state["scaler"] = Scaler.fit(cut.scaler, train_part).to_dict()
+        state["naive_scale"] = naive_scale([values[:train_end, target_index]], state["season"])
     series = encode(values, state, where).float()
-    target_index = [state["columns"].index(t) for t in state["targets"]]
     window, horizon = state["window"], state["horizon"]
 
     def windows(first_target: int, last_target: int) -> WindowSplit:
@@ -150,10 +187,6 @@ def prepare_series(
             flatten_targets=True,
         )
 
-    def to_original(y: Tensor) -> Tensor:
-        per_step = y.reshape(len(y), -1, len(target_index))
-        return decode_targets(per_step, state).reshape(len(y), -1)
-
     return PreparedData(
         task="forecasting",
         train=windows(0, train_end),
@@ -163,6 +196,6 @@ def prepare_series(
         output_size=horizon * len(target_index),
         token_input=False,
         preprocessing=state,
-        to_original=to_original,
+        to_original=targets_to_original(state),
         relative_inputs=target_index if "diff" in state["transform"] else [],
     )

@@ -120,6 +120,14 @@ class WindowSplit:
     def sequence_lengths(self) -> Tensor:
         return torch.full((len(self.starts),), self.window, dtype=torch.long)
 
+    def first_targets(self, index: Tensor) -> Tensor:
+        """The step of the series where each sample's targets begin."""
+        return self.starts[index] + self.target_offset
+
+    def series_firsts(self, index: Tensor) -> Tensor:
+        """The first step of each sample's series: one series, so 0."""
+        return torch.zeros(len(index), dtype=torch.long)
+
     def nbytes(self) -> int:
         return _nbytes(self.inputs, self.targets)
 
