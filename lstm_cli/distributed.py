@@ -92,8 +92,15 @@ def my_share(index: Tensor, world: World) -> Tensor:
 
 def wrap_for_ranks(model: nn.Module, world: World, device: torch.device) -> nn.Module:
     """The model that training steps call: under torchrun wrapped in DDP, which averages the
-    gradients across ranks during backward; the plain model otherwise."""
+    gradients across ranks during backward; the plain model otherwise.
+
+    On CUDA the convolutional block's batch norms become SyncBatchNorm (in place), so they
+    see the whole batch as one process would; torch has no CPU version, so CPU ranks
+    normalise by their own share of each batch.
+    """
     if not world.active:
         return model
-    device_ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    if device.type != "cuda":
+        return nn.parallel.DistributedDataParallel(model)
+    nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index])

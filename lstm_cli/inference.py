@@ -31,7 +31,7 @@ def load_trained(path: Path, device: torch.device) -> TrainedModel:
     """Rebuild the network of a checkpoint and load its weights, or say what does not fit."""
     payload = load_checkpoint(path)
     try:
-        config = build(TrainConfig, payload["config"])
+        config = build(TrainConfig, with_split_seed(payload["config"]))
         spec = ModelSpec(**payload["model_spec"])
     except (ConfigError, TypeError) as err:
         raise CheckpointError(f"{path}: written by an incompatible lstm-train ({err})") from err
@@ -51,6 +51,18 @@ def load_trained(path: Path, device: torch.device) -> TrainedModel:
         int(payload.get("epoch", 0)),
         path,
     )
+
+
+def with_split_seed(saved: dict[str, Any]) -> dict[str, Any]:
+    """A config saved before `dataset.split_seed` existed split its data by `trainer.seed`:
+    give it that seed, so that evaluate rebuilds the very same splits."""
+    dataset = saved.get("dataset")
+    if not isinstance(dataset, dict) or "split_seed" in dataset:
+        return saved
+    if dataset.get("kind") not in ("csv_sequences", "npz"):
+        return saved
+    seed = saved.get("trainer", {}).get("seed", 0)
+    return {**saved, "dataset": {**dataset, "split_seed": seed}}
 
 
 @torch.inference_mode()

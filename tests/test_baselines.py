@@ -20,6 +20,7 @@ from lstm_cli.config.schema import (
 )
 from lstm_cli.data import load_dataset
 from lstm_cli.data.splits import PreparedData, SequenceSplit
+from lstm_cli.inference import with_split_seed
 from lstm_cli.losses import build_loss
 
 
@@ -172,3 +173,10 @@ def test_step_and_id_columns_never_become_features(tmp_path):
     data = load_dataset(SequenceDatasetConfig(path=str(path)))
     assert data.preprocessing["features"] == ["a", "b"]
     assert data.preprocessing["step_column"] == "step"
+
+
+def test_a_checkpoint_from_before_split_seed_keeps_the_split_it_was_trained_on():
+    saved = {"dataset": {"kind": "csv_sequences", "path": "x.csv"}, "trainer": {"seed": 7}}
+    assert with_split_seed(saved)["dataset"]["split_seed"] == 7
+    current = {"dataset": {"kind": "csv_sequences", "split_seed": 2}, "trainer": {"seed": 7}}
+    assert with_split_seed(current) == current

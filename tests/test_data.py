@@ -57,8 +57,9 @@ def test_forecast_targets_never_cross_their_split(tmp_path):
         val_size=10,
         test_size=10,
         scaler="standard",
+        transform="none",
     )
-    data = load_dataset(config, seed=0)
+    data = load_dataset(config)
     to_time = lambda y: data.to_original(y) - 10  # noqa: E731  values are 10 + t
     for split, low, high in ((data.train, 0, 40), (data.val, 40, 50), (data.test, 50, 60)):
         targets = to_time(split.take(torch.arange(len(split))).y)
@@ -98,7 +99,7 @@ def test_sequences_of_different_lengths_are_grouped_and_ordered(tmp_path):
         val_fraction=0.2,
         test_fraction=0.2,
     )
-    data = load_dataset(config, seed=0)
+    data = load_dataset(config)
     assert data.preprocessing["classes"] == ["no", "yes"]
     everything = [data.train, data.val, data.test]
     assert sum(len(s) for s in everything) == 10

@@ -129,3 +129,68 @@ def test_missing_value_policies_drop_or_fill_and_train(cli, tmp_path, policy, tr
     )
     assert result.returncode == 0, result.stderr
     assert f"train={train_windows} " in result.stdout  # drop: 79 steps; ffill: all 80
+
+
+def write_panel(path: Path) -> None:
+    """Three yearly series of different lengths and levels (one 100x another), long format."""
+    lines = ["series_id,year,value"]
+    for name, first_year, steps, level in (
+        ("A", 1960, 30, 50.0),
+        ("B", 1970, 14, 5000.0),
+        ("C", 1965, 22, 7.0),
+    ):
+        lines += [f"{name},{first_year + k},{level * 1.05**k:.4f}" for k in range(steps)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_many_series_in_one_file_train_one_model_and_predict_each(cli, tmp_path):
+    write_panel(tmp_path / "panel.csv")
+    result = cli(
+        "train",
+        "dataset=csv_forecast",
+        "dataset.path=panel.csv",
+        "dataset.target=value",
+        "dataset.id_column=series_id",
+        "dataset.time_column=year",
+        "dataset.horizon=3",
+        "dataset.val_size=3",
+        "dataset.test_size=3",
+        *QUICK,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "transform=log, diff" in result.stdout  # `auto` on positive data
+    run = results(tmp_path)
+    assert run["task"] == "forecasting"
+    assert set(run["baselines"]) == {"last value"}  # yearly: no season
+    assert run["test"]["test/mase"] > 0
+    evaluated = cli("evaluate", "run_dir=outputs/train/latest")
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = read_json(next((tmp_path / "outputs/evaluate").glob("2*/metrics.json")))
+    assert metrics["samples"] == 3  # one test window per series
+    result = cli("predict", "run_dir=outputs/train/latest", "input=panel.csv", "output=f.csv")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "f.csv").open()))
+    assert [(r["series_id"], r["year"]) for r in rows[:4]] == [
+        ("A", "1990"),
+        ("A", "1991"),
+        ("A", "1992"),
+        ("B", "1984"),
+    ]
+    levels = {r["series_id"]: float(r["value"]) for r in rows}
+    assert levels["B"] > 100 * levels["C"]  # each series forecast at its own level
+
+
+def test_a_panel_series_too_short_for_its_held_out_steps_is_named(cli, tmp_path):
+    write_panel(tmp_path / "panel.csv")
+    result = cli(
+        "train",
+        "dataset=csv_forecast",
+        "dataset.path=panel.csv",
+        "dataset.target=value",
+        "dataset.id_column=series_id",
+        "dataset.val_size=8",
+        "dataset.test_size=8",
+        *QUICK,
+    )
+    assert result.returncode == 1
+    assert "series B have no more than val_size + test_size = 16 steps" in result.stderr

@@ -269,7 +269,7 @@ class TrainerConfig:
     monitor: str = "val/loss"
     mode: Literal["min", "max"] = "min"
     patience: int | None = bounded(None, ge=1)
-    min_steps: int = bounded(0, ge=0)
+    min_steps: int = bounded(1000, ge=0)
     min_delta: float = bounded(0.0, ge=0.0)
     checkpoint_every_steps: int = bounded(0, ge=0)
     on_nonfinite: Literal["stop", "skip_batch"] = "stop"
