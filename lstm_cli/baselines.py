@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from lstm_cli.data.batching import batch_order
-from lstm_cli.data.splits import PreparedData, Split, WindowSplit
+from lstm_cli.data.splits import PreparedData, SequenceSplit, Split, WindowSplit
 from lstm_cli.losses import LossFn
 from lstm_cli.metrics import MetricAccumulator
 
@@ -93,19 +93,21 @@ def _error(scores: dict[str, float], metric: str) -> float:
 
 
 def trivial_answers(data: PreparedData) -> dict[str, Answer]:
-    """The task's trivial answers by name, each fitted on the training split."""
+    """The task's trivial answers by name, each fitted on the training split (computed on
+    the CPU, wherever the data lives)."""
     if data.task == "classification":
-        counts = torch.bincount(data.train.y.long(), minlength=data.output_size).double()
+        labels = cast(SequenceSplit, data.train).y.cpu().long()
+        counts = torch.bincount(labels, minlength=data.output_size).double()
         log_prior = (counts / counts.sum()).clamp_min(1e-12).log().float()
         return {"majority class": _constant(log_prior)}
     if data.task == "regression":
-        return {"mean": _constant(data.train.y.float().mean(0))}
+        return {"mean": _constant(cast(SequenceSplit, data.train).y.cpu().float().mean(0))}
     if data.task == "language_model":
         return {"unigram": _unigram(data)}
-    answers = {"last value": _seasonal_naive(data, 1)}
+    answers = {"last value": _seasonal_naive(1)}
     season = data.preprocessing.get("season") or 1
     if season > 1:
-        answers[f"seasonal naive ({season})"] = _seasonal_naive(data, season)
+        answers[f"seasonal naive ({season})"] = _seasonal_naive(season)
     return answers
 
 
@@ -135,7 +137,8 @@ def _constant(output: Tensor) -> Answer:
 
 def _unigram(data: PreparedData) -> Answer:
     """Every step predicts the training text's character frequencies."""
-    counts = torch.bincount(data.train.targets.flatten().long(), minlength=data.output_size)
+    tokens = cast(WindowSplit, data.train).targets.cpu().flatten().long()
+    counts = torch.bincount(tokens, minlength=data.output_size)
     log_prior = (counts.double() + 1.0).div(counts.sum() + data.output_size).log().float()
 
     def answer(split: Split, index: Tensor) -> Tensor:
@@ -145,13 +148,15 @@ def _unigram(data: PreparedData) -> Answer:
     return answer
 
 
-def _seasonal_naive(data: PreparedData, season: int) -> Answer:
+def _seasonal_naive(season: int) -> Answer:
     """Step h ahead repeats the value `season * ceil(h / season)` steps before it (season 1:
     the last observed value), read from the series the windows are cut from, never from
     before that series' first step."""
 
     def answer(split: Split, index: Tensor) -> Tensor:
-        windows = cast(WindowSplit, split)  # forecasting splits are windows of series
+        # WindowSplit or a panel's PanelWindowSplit: both say where each window's targets
+        # begin and where its series begins
+        windows = cast(WindowSplit, split)
         horizon = torch.arange(1, windows.target_length + 1)
         lag = season * torch.ceil(horizon / season).long()
         first_target = windows.first_targets(index).unsqueeze(1)

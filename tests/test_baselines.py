@@ -19,7 +19,9 @@ from lstm_cli.config.schema import (
     SineDatasetConfig,
 )
 from lstm_cli.data import load_dataset
+from lstm_cli.data.forecast import resolve_auto
 from lstm_cli.data.splits import PreparedData, SequenceSplit
+from lstm_cli.data.timeindex import TimeIndex
 from lstm_cli.inference import with_split_seed
 from lstm_cli.losses import build_loss
 
@@ -180,3 +182,23 @@ def test_a_checkpoint_from_before_split_seed_keeps_the_split_it_was_trained_on()
     assert with_split_seed(saved)["dataset"]["split_seed"] == 7
     current = {"dataset": {"kind": "csv_sequences", "split_seed": 2}, "trainer": {"seed": 7}}
     assert with_split_seed(current) == current
+
+
+@pytest.mark.parametrize(
+    ("stamps", "season"),
+    [
+        (["1949-01", "1949-02", "1949-03"], 12),
+        (["2020-01-01", "2020-04-01", "2020-07-01"], 4),
+        (["2024-03-01", "2024-03-02", "2024-03-03"], 7),
+        (["2024-03-01T00:00", "2024-03-01T01:00", "2024-03-01T02:00"], 24),
+        (["1972", "1973", "1974"], 1),
+    ],
+)
+def test_the_season_follows_the_step_between_time_stamps(stamps, season):
+    assert TimeIndex.parse(stamps, "t", str).season() == season
+
+
+def test_transform_auto_reads_positive_series_in_logs_and_others_as_changes():
+    assert resolve_auto(["auto"], torch.tensor([[1.0], [2.0]])) == ["log", "diff"]
+    assert resolve_auto(["auto"], torch.tensor([[1.0], [-2.0]])) == ["diff"]
+    assert resolve_auto(["log"], torch.tensor([[1.0]])) == ["log"]
