@@ -288,7 +288,7 @@ def main() -> None:
     parser.add_argument(
         "datasets", nargs="*", help=f"any of {', '.join(choices)} (default: the panel)"
     )
-    parser.add_argument("--data", type=Path, required=True, help="folder of the panel's data")
+    parser.add_argument("--data", type=Path, help="folder of the panel's data (shared/data)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--set", action="append", default=[], help="an extra override")
     parser.add_argument("--jobs", type=int, default=1, help="trainings at once")
@@ -297,6 +297,8 @@ def main() -> None:
     unknown = sorted(set(names) - set(choices))
     if unknown:
         parser.error(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(choices)}")
+    if args.data is None and set(names) & set(PANEL):
+        parser.error("--data FOLDER is needed for the panel's datasets")
     threads = 1 if args.jobs > 1 else 0
     print(
         f"machine: {platform.machine()}, python {platform.python_version()},"

@@ -15,6 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstm_cli.config.schema import ModelConfig
 from lstm_cli.data.splits import PreparedData
+from lstm_cli.losses import padding_mask
 
 
 @dataclass
@@ -126,9 +127,7 @@ class ConvBlock(nn.Module):
             if index == len(self.layers) - 1 and self.stride > 1:
                 lengths = torch.div(lengths - 1, self.stride, rounding_mode="floor") + 1
             outputs = layer(outputs)
-            steps = torch.arange(outputs.shape[2], device=outputs.device)
-            real = steps < lengths.to(outputs.device, non_blocking=True).unsqueeze(1)
-            outputs = outputs * real.unsqueeze(1)
+            outputs = outputs * padding_mask(lengths, outputs.shape[2], outputs.device).unsqueeze(1)
         return outputs.transpose(1, 2), lengths
 
 
@@ -145,8 +144,7 @@ class TimePooling(nn.Module):
         self.attention = nn.Linear(width, 1) if "attention" in kinds else None
 
     def forward(self, outputs: Tensor, lengths: Tensor) -> Tensor:
-        steps = torch.arange(outputs.shape[1], device=outputs.device)
-        real = (steps < lengths.to(outputs.device, non_blocking=True).unsqueeze(1)).unsqueeze(2)
+        real = padding_mask(lengths, outputs.shape[1], outputs.device).unsqueeze(2)
         pooled = []
         for kind in self.kinds:
             if kind == "last":
@@ -199,9 +197,10 @@ class LSTMNetwork(nn.Module):
         inputs, anchor = x, None
         if self.embedding is not None:
             inputs = self.embedding(x)
-        elif self.spec.relative_inputs:
+        elif self.spec.relative_inputs:  # padding (a panel's short windows) stays zero
             last = last_valid_step(x, lengths, False)
-            inputs = x - (last * self.relative_mask).unsqueeze(1)
+            real = padding_mask(lengths, x.shape[1], x.device).unsqueeze(2)
+            inputs = (x - (last * self.relative_mask).unsqueeze(1)) * real
             anchor = last[:, self.spec.relative_inputs]
         if self.conv is not None:
             inputs, lengths = self.conv(inputs, lengths)

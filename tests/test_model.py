@@ -22,6 +22,7 @@ def network(
     pooling: list[str] | None = None,
     conv_layers: int = 0,
     conv_stride: int = 1,
+    relative_inputs: list[int] | None = None,
 ) -> LSTMNetwork:
     torch.manual_seed(0)
     config = ModelConfig(
@@ -40,6 +41,7 @@ def network(
         token_input=token_input,
         per_step=per_step,
         conv_stride=conv_stride,
+        relative_inputs=relative_inputs or [],
         **asdict(config),
     )
     model = LSTMNetwork(spec, packed=packed)
@@ -65,6 +67,7 @@ SHAPES = {
     "mean, max, attention": {"pooling": ["mean", "max", "attention"]},
     "convolutions": {"conv_layers": 2, "pooling": ["mean", "max"]},
     "strided convolutions": {"conv_layers": 3, "conv_stride": 2, "pooling": ["last", "max"]},
+    "inputs relative to their last value": {"conv_layers": 2, "relative_inputs": [1]},
 }
 
 
