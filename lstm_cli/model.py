@@ -51,10 +51,14 @@ class ModelSpec:
     @classmethod
     def of(cls, cfg: ModelConfig, data: PreparedData) -> ModelSpec:
         """The network for this data: a language model reads every step, so it gets neither
-        pooling nor the convolutional block (whose stride would merge steps)."""
+        pooling nor the convolutional block (whose stride would merge steps). An unset
+        forget bias is 1 for sequence tasks and 0 for language models (measured: see
+        conf/train.yaml)."""
         per_step = data.task == "language_model"
         options = asdict(cfg)
         options["pooling"] = pooling_list(cfg.pooling)
+        if cfg.forget_bias is None:
+            options["forget_bias"] = 0.0 if per_step else 1.0
         if per_step or not cfg.conv_layers:
             options["conv_channels"] = options["conv_layers"] = 0
         longest = int(data.train.sequence_lengths().max())

@@ -34,6 +34,7 @@ def network(
         conv_layers=conv_layers,
         conv_channels=4,
         conv_kernel=3,
+        forget_bias=1.0,
     )
     spec = ModelSpec(
         input_size=5 if token_input else 3,
@@ -161,6 +162,7 @@ def test_the_spec_strides_the_longest_training_sequence_down_to_max_lstm_steps()
         preprocessing={},
     )
     assert ModelSpec.of(ModelConfig(max_lstm_steps=128), data).conv_stride == 12
+    assert ModelSpec.of(ModelConfig(), data).forget_bias == 1.0  # null: 1 for sequence tasks
     assert ModelSpec.of(ModelConfig(max_lstm_steps=None), data).conv_stride == 1
     without = ModelSpec.of(ModelConfig(conv_layers=0), data)
     assert (without.conv_layers, without.conv_stride) == (0, 1)
@@ -174,3 +176,19 @@ def test_forget_gates_start_at_the_configured_bias():
             assert torch.all(bias[hidden : 2 * hidden] == 1.0), name
         if name.startswith("bias_hh"):
             assert torch.all(bias[hidden : 2 * hidden] == 0.0), name
+
+
+def test_a_language_model_gets_no_convolutions_or_pooling_and_forget_bias_zero_unless_set():
+    data = PreparedData(
+        task="language_model",
+        train=SequenceSplit(torch.zeros(2, 50, dtype=torch.long), torch.tensor([50, 50]), None),
+        val=None,
+        test=None,
+        input_size=30,
+        output_size=30,
+        token_input=True,
+        preprocessing={},
+    )
+    spec = ModelSpec.of(ModelConfig(), data)
+    assert (spec.per_step, spec.conv_layers, spec.forget_bias) == (True, 0, 0.0)
+    assert ModelSpec.of(ModelConfig(forget_bias=1.0), data).forget_bias == 1.0

@@ -31,7 +31,7 @@ class ModelConfig:
     dropout: float = bounded(0.0, ge=0.0, lt=1.0)
     embedding_dim: int = bounded(32, ge=1)
     pooling: Pooling | list[Pooling] = field(default_factory=lambda: ["mean", "max", "last"])
-    forget_bias: float = 1.0
+    forget_bias: float | None = None
     conv_layers: int = bounded(3, ge=0)
     conv_channels: int = bounded(64, ge=1)
     conv_kernel: int = bounded(7, ge=1)
