@@ -64,24 +64,30 @@ def airline_overrides(data: Path) -> list[str]:
     ]
 
 
-def airline_36_months(data: Path, workdir: Path, _results: dict) -> float:
-    """MAPE of the 36 monthly forecasts from 1957-12 (`predict.steps=36`)."""
+def predicted_rows(workdir: Path, history: Path, *options: str) -> list[dict[str, str]]:
+    """`lstm-train predict` of the run just trained in `workdir`, its CSV read back."""
     subprocess.run(
         [
             str(SCRIPT),
             "predict",
             "run_dir=outputs/train/latest",
-            f"input={data / 'airline' / 'train.csv'}",
-            "predict.steps=36",
+            f"input={history}",
             "predict.plot=false",
             "output=forecast.csv",
+            *options,
         ],
         cwd=workdir,
         check=True,
         stdout=subprocess.DEVNULL,
     )
     with (workdir / "forecast.csv").open() as stream:
-        forecast = [float(row["passengers"]) for row in csv.DictReader(stream)]
+        return list(csv.DictReader(stream))
+
+
+def airline_36_months(data: Path, workdir: Path, _results: dict) -> float:
+    """MAPE of the 36 monthly forecasts from 1957-12 (`predict.steps=36`)."""
+    rows = predicted_rows(workdir, data / "airline" / "train.csv", "predict.steps=36")
+    forecast = [float(row["passengers"]) for row in rows]
     with (data / "airline" / "test.csv").open() as stream:
         actual = [float(row["passengers"]) for row in csv.DictReader(stream)]
     return sum(abs(f - a) / a for f, a in zip(forecast, actual, strict=True)) / len(actual)
@@ -141,22 +147,9 @@ def m1_forecast(data: Path, workdir: Path, results: dict) -> float:
         writer.writerow(["series_id", "year", "value"])
         for name, values in m1_series(data).items():
             writer.writerows([name, year, v] for year, v in enumerate(values[:-M1_HORIZON]))
-    subprocess.run(
-        [
-            str(SCRIPT),
-            "predict",
-            "run_dir=outputs/train/latest",
-            f"input={history}",
-            "output=forecast.csv",
-        ],
-        cwd=workdir,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
     forecasts: dict[str, list[float]] = {}
-    with (workdir / "forecast.csv").open() as stream:
-        for row in csv.DictReader(stream):
-            forecasts.setdefault(row["series_id"], []).append(float(row["value"]))
+    for row in predicted_rows(workdir, history):
+        forecasts.setdefault(row["series_id"], []).append(float(row["value"]))
     symmetric, scaled = m1_scores(forecasts, data)
     results["m1_mase"] = scaled
     return symmetric

@@ -17,7 +17,7 @@ better than the baseline, below 0 worse.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -118,17 +118,13 @@ def score_answer(
     accumulator = MetricAccumulator(
         data.task, data.output_size, torch.device("cpu"), data.to_original
     )
-    for index in _batches(split, batch_size):
+    for index in batch_order(split.sequence_lengths(), batch_size, shuffle=False, bucket=False):
         batch = split.take(index).to(torch.device("cpu"))
         outputs = answer(split, index)
         accumulator.update(
             outputs, batch.y.cpu(), batch.lengths, loss_fn(outputs, batch.y.cpu(), batch.lengths)
         )
     return accumulator.compute()
-
-
-def _batches(split: Split, batch_size: int) -> Iterator[Tensor]:
-    yield from batch_order(split.sequence_lengths(), batch_size, shuffle=False, bucket=False)
 
 
 def _constant(output: Tensor) -> Answer:

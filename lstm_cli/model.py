@@ -56,7 +56,7 @@ class ModelSpec:
         conf/train.yaml)."""
         per_step = data.task == "language_model"
         options = asdict(cfg)
-        options["pooling"] = pooling_list(cfg.pooling)
+        options["pooling"] = cfg.pooling_kinds()
         if cfg.forget_bias is None:
             options["forget_bias"] = 0.0 if per_step else 1.0
         if per_step or not cfg.conv_layers:
@@ -75,11 +75,6 @@ class ModelSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def pooling_list(pooling: str | list[str]) -> list[str]:
-    """`model.pooling` as a list: `mean` -> [mean]; [mean, max] stays."""
-    return [pooling] if isinstance(pooling, str) else list(pooling)
 
 
 def last_valid_step(outputs: Tensor, lengths: Tensor, bidirectional: bool) -> Tensor:

@@ -143,14 +143,19 @@ def write_panel(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+PANEL = (
+    "train",
+    "dataset=csv_forecast",
+    "dataset.path=panel.csv",
+    "dataset.target=value",
+    "dataset.id_column=series_id",
+)
+
+
 def test_many_series_in_one_file_train_one_model_and_predict_each(cli, tmp_path):
     write_panel(tmp_path / "panel.csv")
     result = cli(
-        "train",
-        "dataset=csv_forecast",
-        "dataset.path=panel.csv",
-        "dataset.target=value",
-        "dataset.id_column=series_id",
+        *PANEL,
         "dataset.time_column=year",
         "dataset.horizon=3",
         "dataset.val_size=3",
@@ -182,15 +187,6 @@ def test_many_series_in_one_file_train_one_model_and_predict_each(cli, tmp_path)
 
 def test_a_panel_series_too_short_for_its_held_out_steps_is_named(cli, tmp_path):
     write_panel(tmp_path / "panel.csv")
-    result = cli(
-        "train",
-        "dataset=csv_forecast",
-        "dataset.path=panel.csv",
-        "dataset.target=value",
-        "dataset.id_column=series_id",
-        "dataset.val_size=8",
-        "dataset.test_size=8",
-        *QUICK,
-    )
+    result = cli(*PANEL, "dataset.val_size=8", "dataset.test_size=8", *QUICK)
     assert result.returncode == 1
     assert "series B have no more than val_size + test_size = 16 steps" in result.stderr

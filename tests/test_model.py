@@ -150,17 +150,14 @@ def test_strided_convolutions_shorten_lengths_by_the_stride():
     assert outputs[1, 2:].abs().sum() == 0  # past the shortened end: zero
 
 
+def training_data(task: str, train: SequenceSplit, inputs: int, token_input: bool):
+    """Just what `ModelSpec.of` reads of a dataset: its task, sizes and training lengths."""
+    return PreparedData(task, train, None, None, inputs, inputs, token_input, {})
+
+
 def test_the_spec_strides_the_longest_training_sequence_down_to_max_lstm_steps():
-    data = PreparedData(
-        task="classification",
-        train=SequenceSplit(torch.zeros(2, 1460, 1), torch.tensor([1460, 700]), torch.zeros(2)),
-        val=None,
-        test=None,
-        input_size=1,
-        output_size=3,
-        token_input=False,
-        preprocessing={},
-    )
+    train = SequenceSplit(torch.zeros(2, 1460, 1), torch.tensor([1460, 700]), torch.zeros(2))
+    data = training_data("classification", train, 1, token_input=False)
     assert ModelSpec.of(ModelConfig(max_lstm_steps=128), data).conv_stride == 12
     assert ModelSpec.of(ModelConfig(), data).forget_bias == 1.0  # null: 1 for sequence tasks
     assert ModelSpec.of(ModelConfig(max_lstm_steps=None), data).conv_stride == 1
@@ -179,16 +176,8 @@ def test_forget_gates_start_at_the_configured_bias():
 
 
 def test_a_language_model_gets_no_convolutions_or_pooling_and_forget_bias_zero_unless_set():
-    data = PreparedData(
-        task="language_model",
-        train=SequenceSplit(torch.zeros(2, 50, dtype=torch.long), torch.tensor([50, 50]), None),
-        val=None,
-        test=None,
-        input_size=30,
-        output_size=30,
-        token_input=True,
-        preprocessing={},
-    )
+    train = SequenceSplit(torch.zeros(2, 50, dtype=torch.long), torch.tensor([50, 50]), None)
+    data = training_data("language_model", train, 30, token_input=True)
     spec = ModelSpec.of(ModelConfig(), data)
     assert (spec.per_step, spec.conv_layers, spec.forget_bias) == (True, 0, 0.0)
     assert ModelSpec.of(ModelConfig(forget_bias=1.0), data).forget_bias == 1.0

@@ -68,7 +68,7 @@ def require_package(module: str, setting: str, extra: str) -> None:
 
 def check_model(model: ModelConfig) -> None:
     """Pooling names each kind once; an odd kernel keeps a sequence's length (stride 1)."""
-    pooling = [model.pooling] if isinstance(model.pooling, str) else model.pooling
+    pooling = model.pooling_kinds()
     if not pooling or len(set(pooling)) != len(pooling):
         raise ConfigError(
             f"model.pooling={pooling}: name one or more of last, mean, max, attention, once each"

@@ -37,6 +37,10 @@ class ModelConfig:
     conv_kernel: int = bounded(7, ge=1)
     max_lstm_steps: int | None = bounded(128, ge=1)
 
+    def pooling_kinds(self) -> list[str]:
+        """`pooling` as a list: `mean` -> [mean]; [mean, max] stays."""
+        return [self.pooling] if isinstance(self.pooling, str) else list(self.pooling)
+
 
 # --- optimizer ---------------------------------------------------------------------------
 @dataclass

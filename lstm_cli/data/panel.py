@@ -32,7 +32,7 @@ from lstm_cli.data.forecast import (
 )
 from lstm_cli.data.missing import forward_fill, read_columns
 from lstm_cli.data.scaling import Scaler
-from lstm_cli.data.splits import Batch, PreparedData
+from lstm_cli.data.splits import PanelWindowSplit, PreparedData
 from lstm_cli.data.timeindex import TimeIndex
 from lstm_cli.errors import DataError
 
@@ -70,58 +70,6 @@ def read_panel(path: Path, state: dict[str, Any], key: str) -> list[Series]:
         panel.append(Series(series_id, filled[first : first + len(rows)], index))
         first += len(rows)
     return panel
-
-
-@dataclass
-class PanelWindowSplit:
-    """Forecasting windows of many series laid end to end in one tensor.
-
-    Window i reads inputs[starts[i] : starts[i] + lengths[i]] (its own series only) and
-    predicts the `target_length` steps after them; batches are padded to their longest
-    window, with each window's length.
-    """
-
-    inputs: Tensor
-    targets: Tensor
-    starts: Tensor
-    lengths: Tensor
-    series_first: Tensor  # the first step of each window's series
-    target_length: int
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def take(self, index: Tensor) -> Batch:
-        starts, lengths = self.starts[index], self.lengths[index]
-        steps = torch.arange(int(lengths.max()) if len(index) else 0)
-        real = steps < lengths.unsqueeze(1)
-        positions = torch.where(real, starts.unsqueeze(1) + steps, starts.unsqueeze(1))
-        x = self.inputs[positions] * real.unsqueeze(2)
-        first_target = (starts + lengths).unsqueeze(1)
-        y = self.targets[first_target + torch.arange(self.target_length)]
-        return Batch(x, lengths, y.reshape(len(index), -1))
-
-    def first_targets(self, index: Tensor) -> Tensor:
-        return self.starts[index] + self.lengths[index]
-
-    def series_firsts(self, index: Tensor) -> Tensor:
-        return self.series_first[index]
-
-    def sequence_lengths(self) -> Tensor:
-        return self.lengths
-
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.inputs, self.targets))
-
-    def to(self, device: torch.device) -> PanelWindowSplit:
-        return PanelWindowSplit(
-            self.inputs.to(device),
-            self.targets.to(device),
-            self.starts,
-            self.lengths,
-            self.series_first,
-            self.target_length,
-        )
 
 
 def prepare(cfg: ForecastDatasetConfig, fitted: dict[str, Any] | None) -> PreparedData:

@@ -1,7 +1,8 @@
 """In-memory splits that hand out whole batches by index, never one sample at a time.
 
-A split is either a padded tensor of sequences (`SequenceSplit`) or a long series cut into
-windows on demand (`WindowSplit`), so that no window is ever copied until it is batched.
+A split is either a padded tensor of sequences (`SequenceSplit`), or one long series
+(`WindowSplit`) or many (`PanelWindowSplit`) cut into windows on demand, so that no window
+is ever copied until it is batched.
 """
 
 from __future__ import annotations
@@ -132,6 +133,51 @@ class WindowSplit:
         return _nbytes(self.inputs, self.targets)
 
     def to(self, device: torch.device) -> WindowSplit:
+        return replace(self, inputs=self.inputs.to(device), targets=self.targets.to(device))
+
+
+@dataclass
+class PanelWindowSplit:
+    """Forecasting windows of many series laid end to end in one tensor (`id_column`).
+
+    Window i reads inputs[starts[i] : starts[i] + lengths[i]] (its own series only) and
+    predicts the `target_length` steps after them; batches are padded to their longest
+    window, with each window's length.
+    """
+
+    inputs: Tensor
+    targets: Tensor
+    starts: Tensor
+    lengths: Tensor
+    series_first: Tensor  # the first step of each window's series
+    target_length: int
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def take(self, index: Tensor) -> Batch:
+        starts, lengths = self.starts[index], self.lengths[index]
+        steps = torch.arange(int(lengths.max()) if len(index) else 0)
+        real = steps < lengths.unsqueeze(1)
+        positions = torch.where(real, starts.unsqueeze(1) + steps, starts.unsqueeze(1))
+        x = self.inputs[positions] * real.unsqueeze(2)
+        first_target = (starts + lengths).unsqueeze(1)
+        y = self.targets[first_target + torch.arange(self.target_length)]
+        return Batch(x, lengths, y.reshape(len(index), -1))
+
+    def first_targets(self, index: Tensor) -> Tensor:
+        return self.starts[index] + self.lengths[index]
+
+    def series_firsts(self, index: Tensor) -> Tensor:
+        return self.series_first[index]
+
+    def sequence_lengths(self) -> Tensor:
+        return self.lengths
+
+    def nbytes(self) -> int:
+        return _nbytes(self.inputs, self.targets)
+
+    def to(self, device: torch.device) -> PanelWindowSplit:
         return replace(self, inputs=self.inputs.to(device), targets=self.targets.to(device))
 
 
