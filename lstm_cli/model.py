@@ -143,6 +143,8 @@ class TimePooling(nn.Module):
         self.attention = nn.Linear(width, 1) if "attention" in kinds else None
 
     def forward(self, outputs: Tensor, lengths: Tensor) -> Tensor:
+        if self.kinds == ["last"]:  # the classic head: no mask to build
+            return last_valid_step(outputs, lengths, self.bidirectional)
         real = padding_mask(lengths, outputs.shape[1], outputs.device).unsqueeze(2)
         pooled = []
         for kind in self.kinds:
