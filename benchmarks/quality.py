@@ -292,6 +292,8 @@ def main() -> None:
         parser.error(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(choices)}")
     if args.data is None and set(names) & set(PANEL):
         parser.error("--data FOLDER is needed for the panel's datasets")
+    if args.data is not None:
+        args.data = args.data.resolve()  # each training runs in its own scratch directory
     threads = 1 if args.jobs > 1 else 0
     print(
         f"machine: {platform.machine()}, python {platform.python_version()},"
