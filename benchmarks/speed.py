@@ -5,7 +5,7 @@
     python benchmarks/speed.py --device cuda   # on a GPU (data held on it, cuDNN)
 
 Alternates, in one process, an epoch of (a) the twenty-line PyTorch loop and (b)
-lstm-train's own training step (`lstm_cli.engine.train_steps` with its model, optimizer,
+lstm-train's own training step (`lstm_cli.training.engine.train_steps` with its model, optimizer,
 clipping and metric sums) on the same data, and prints sequences per second and the ratio
 b/a (median of the rounds, min and max); the first epoch of each is a warm-up. Then:
 lstm-train in mixed precision against its float32, variable-length batches (padded,
@@ -34,11 +34,11 @@ from torch import nn
 from lstm_cli.config.schema import AdamConfig, ClipNormConfig, RegressionLossConfig
 from lstm_cli.data.batching import batch_order
 from lstm_cli.data.splits import SequenceSplit
-from lstm_cli.engine import EpochSums, Update, predict_outputs, train_steps
-from lstm_cli.losses import build_loss
-from lstm_cli.model import LSTMNetwork, ModelSpec
-from lstm_cli.optim import build_optimizer
-from lstm_cli.precision import Precision
+from lstm_cli.model.network import LSTMNetwork, ModelSpec
+from lstm_cli.training.engine import EpochSums, Update, predict_outputs, train_steps
+from lstm_cli.training.losses import build_loss
+from lstm_cli.training.optim import build_optimizer
+from lstm_cli.training.precision import Precision
 
 SCRIPT = Path(sys.executable).with_name("lstm-train")
 INPUTS, HIDDEN, LAYERS, DROPOUT, STEPS, BATCH = 16, 128, 2, 0.1, 100, 64

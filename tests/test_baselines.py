@@ -11,7 +11,6 @@ import pytest
 import torch
 from conftest import read_json
 
-from lstm_cli.baselines import compare, warnings_for
 from lstm_cli.config.schema import (
     CrossEntropyLossConfig,
     RegressionLossConfig,
@@ -22,8 +21,9 @@ from lstm_cli.data import load_dataset
 from lstm_cli.data.forecast import resolve_auto
 from lstm_cli.data.splits import PreparedData, SequenceSplit
 from lstm_cli.data.timeindex import TimeIndex
-from lstm_cli.inference import with_split_seed
-from lstm_cli.losses import build_loss
+from lstm_cli.runs.inference import with_split_seed
+from lstm_cli.training.baselines import compare, warnings_for
+from lstm_cli.training.losses import build_loss
 
 
 def labelled(train_labels: list[int], test_labels: list[int]) -> PreparedData:

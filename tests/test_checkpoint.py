@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import RunsCodeWhenUnpickled
 
-from lstm_cli.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
-from lstm_cli.errors import CheckpointError
+from lstm_cli.common.errors import CheckpointError
+from lstm_cli.runs.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 
 
 def payload() -> dict:

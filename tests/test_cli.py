@@ -58,7 +58,7 @@ def test_fast_help_is_exactly_hydras_help(cli, tmp_path, args):
     command, *rest = args
     probe = (
         "import sys\n"
-        "from lstm_cli import apps\n"
+        "from lstm_cli.cli import apps\n"
         f"sys.argv = ['lstm-train', *{rest!r}]\n"
         f"apps.APPS[{command!r}]()\n"
     )
@@ -83,7 +83,7 @@ def test_help_with_a_bad_override_is_one_error_line(cli):
 def test_help_does_not_import_torch():
     probe = (
         "import sys\n"
-        "from lstm_cli import cli\n"
+        "from lstm_cli.cli import main as cli\n"
         "try:\n    cli.main(['train', '--help'])\nexcept SystemExit:\n    pass\n"
         "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n"
     )

@@ -8,11 +8,11 @@ import pytest
 from conftest import assert_clean_error
 from hydra import compose, initialize_config_dir
 
+from lstm_cli.common.errors import ConfigError
+from lstm_cli.common.paths import config_dir
 from lstm_cli.config.checks import validate_train_config
 from lstm_cli.config.schema import ModelConfig, PredictConfig, TrainConfig, TrainerConfig
 from lstm_cli.config.validate import build, closest_key, resolve
-from lstm_cli.errors import ConfigError
-from lstm_cli.paths import config_dir
 
 CONF = config_dir()
 GROUPS = ("model", "optimizer", "loss", "clip", "scheduler", "dataset")

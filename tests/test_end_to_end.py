@@ -20,8 +20,10 @@ from conftest import (
     run_cli,
 )
 
-AIRLINE = Path(__file__).parents[1] / "lstm_cli" / "datasets" / "airline" / "airline.csv"
-ITALY_TEST = Path(__file__).parents[1] / "lstm_cli" / "datasets" / "italy_power" / "test.csv"
+AIRLINE = Path(__file__).parents[1] / "lstm_cli" / "data" / "embedded" / "airline" / "airline.csv"
+ITALY_TEST = (
+    Path(__file__).parents[1] / "lstm_cli" / "data" / "embedded" / "italy_power" / "test.csv"
+)
 
 
 def rows(path: Path) -> list[dict[str, str]]:

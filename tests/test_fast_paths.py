@@ -13,10 +13,10 @@ from lstm_cli.config.schema import ClipNormConfig, RegressionLossConfig
 from lstm_cli.data.batching import batch_order
 from lstm_cli.data.placement import keeps_data_on_device
 from lstm_cli.data.splits import SequenceSplit
-from lstm_cli.engine import EpochSums, NonFiniteGradient, Update, train_steps
-from lstm_cli.losses import build_loss
-from lstm_cli.model import LSTMNetwork, ModelSpec
-from lstm_cli.precision import Precision
+from lstm_cli.model.network import LSTMNetwork, ModelSpec
+from lstm_cli.training.engine import EpochSums, NonFiniteGradient, Update, train_steps
+from lstm_cli.training.losses import build_loss
+from lstm_cli.training.precision import Precision
 
 CPU = torch.device("cpu")
 

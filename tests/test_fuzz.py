@@ -10,13 +10,13 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lstm_cli.common.errors import DataError
 from lstm_cli.config.schema import (
     ForecastDatasetConfig,
     SequenceDatasetConfig,
     TextDatasetConfig,
 )
 from lstm_cli.data import load_dataset
-from lstm_cli.errors import DataError
 
 VALID_SERIES = ("t,y,z\n" + "".join(f"{t},{10 + t % 7},{t % 3}\n" for t in range(30))).encode()
 VALID_SEQUENCES = (

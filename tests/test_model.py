@@ -10,8 +10,8 @@ import torch
 
 from lstm_cli.config.schema import CrossEntropyLossConfig, ModelConfig, RegressionLossConfig
 from lstm_cli.data.splits import PreparedData, SequenceSplit
-from lstm_cli.losses import build_loss
-from lstm_cli.model import LSTMNetwork, ModelSpec, TimePooling, last_valid_step
+from lstm_cli.model.network import LSTMNetwork, ModelSpec, TimePooling, last_valid_step
+from lstm_cli.training.losses import build_loss
 
 
 def network(

@@ -9,12 +9,12 @@ import pytest
 import torch
 from conftest import assert_clean_error, assert_png, read_json, run_cli
 
-from lstm_cli.console import sparkline
-from lstm_cli.export import ExportableNetwork, reverse_within_lengths
-from lstm_cli.inference import load_trained
-from lstm_cli.model import LSTMNetwork, ModelSpec
+from lstm_cli.common.console import sparkline
+from lstm_cli.model.export import ExportableNetwork, reverse_within_lengths
+from lstm_cli.model.network import LSTMNetwork, ModelSpec
+from lstm_cli.runs.inference import load_trained
 
-AIRLINE = Path(__file__).parents[1] / "lstm_cli" / "datasets" / "airline" / "airline.csv"
+AIRLINE = Path(__file__).parents[1] / "lstm_cli" / "data" / "embedded" / "airline" / "airline.csv"
 PLOTS_HINT = "pip install 'lstm-train[plots]'"
 
 
@@ -175,7 +175,7 @@ def test_sparkline_runs_low_to_high_and_leaves_gaps_for_nan():
 
 def test_a_picture_that_cannot_be_written_is_a_warning_not_a_failure(tmp_path, caplog):
     pytest.importorskip("matplotlib")
-    from lstm_cli import plots
+    from lstm_cli.reporting import plots
 
     rows = [{"epoch": 1, "train/loss": 1.0, "val/loss": 1.0, "lr": 0.1}]
     unwritable = tmp_path / "missing-directory" / "curves.png"

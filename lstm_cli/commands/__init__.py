@@ -1,1 +1,1 @@
-"""One module per subcommand; each has `run(cfg)`, called by `lstm_cli.apps`."""
+"""One module per subcommand; each has `run(cfg)`, called by `lstm_cli.cli.apps`."""

@@ -13,17 +13,17 @@ import logging
 
 from omegaconf import DictConfig
 
-from lstm_cli.baselines import baseline_rows, compare, warnings_for
+from lstm_cli.common.console import Reporter
+from lstm_cli.common.runtime import resolve_device
 from lstm_cli.config.schema import EvaluateConfig
 from lstm_cli.config.validate import build, resolve
-from lstm_cli.console import Reporter
 from lstm_cli.data import load_dataset
-from lstm_cli.engine import evaluate_split
-from lstm_cli.inference import load_trained
-from lstm_cli.losses import build_loss
-from lstm_cli.rundir import checkpoint_path, current_run_dir, mark_latest, write_json_atomic
-from lstm_cli.runtime import resolve_device
-from lstm_cli.split_plots import plot_split
+from lstm_cli.reporting.split_plots import plot_split
+from lstm_cli.runs.inference import load_trained
+from lstm_cli.runs.rundir import checkpoint_path, current_run_dir, mark_latest, write_json_atomic
+from lstm_cli.training.baselines import baseline_rows, compare, warnings_for
+from lstm_cli.training.engine import evaluate_split
+from lstm_cli.training.losses import build_loss
 
 log = logging.getLogger("lstm_cli.evaluate")
 

@@ -17,17 +17,17 @@ import torch
 from omegaconf import DictConfig
 
 from lstm_cli import __version__
-from lstm_cli.atomic import atomic_file
+from lstm_cli.common.atomic import atomic_file
+from lstm_cli.common.console import Reporter
+from lstm_cli.common.errors import LstmCliError
 from lstm_cli.config.checks import validate_export_config
 from lstm_cli.config.validate import resolve
-from lstm_cli.console import Reporter
 from lstm_cli.data import load_dataset
-from lstm_cli.errors import LstmCliError
-from lstm_cli.export import export
-from lstm_cli.inference import load_trained
-from lstm_cli.rundir import checkpoint_path, current_run_dir, mark_latest, refuse_to_replace
+from lstm_cli.model.export import export
+from lstm_cli.runs.inference import load_trained
+from lstm_cli.runs.rundir import checkpoint_path, current_run_dir, mark_latest, refuse_to_replace
 
-log = logging.getLogger("lstm_cli.export")
+log = logging.getLogger("lstm_cli.model.export")
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 CHECK_BATCH = 16

@@ -17,8 +17,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from lstm_cli import plots
-from lstm_cli.atomic import atomic_file
+from lstm_cli.common.atomic import atomic_file
+from lstm_cli.common.errors import ConfigError, DataError
+from lstm_cli.common.runtime import resolve_device
 from lstm_cli.config.schema import PredictConfig
 from lstm_cli.config.validate import build, resolve
 from lstm_cli.data import forecast as forecast_data
@@ -27,11 +28,10 @@ from lstm_cli.data.files import CsvTable, resolve_path
 from lstm_cli.data.panel import Series, read_panel
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import SequenceSplit
-from lstm_cli.engine import predict_outputs
-from lstm_cli.errors import ConfigError, DataError
-from lstm_cli.inference import TrainedModel, forecast, generate_text, load_trained
-from lstm_cli.rundir import checkpoint_path, current_run_dir, mark_latest, refuse_to_replace
-from lstm_cli.runtime import resolve_device
+from lstm_cli.reporting import plots
+from lstm_cli.runs.inference import TrainedModel, forecast, generate_text, load_trained
+from lstm_cli.runs.rundir import checkpoint_path, current_run_dir, mark_latest, refuse_to_replace
+from lstm_cli.training.engine import predict_outputs
 
 log = logging.getLogger("lstm_cli.predict")
 

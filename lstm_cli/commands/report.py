@@ -18,10 +18,10 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from lstm_cli.common.errors import ConfigError
 from lstm_cli.config.schema import ReportConfig
 from lstm_cli.config.validate import build, resolve
-from lstm_cli.errors import ConfigError
-from lstm_cli.status import read_status
+from lstm_cli.runs.status import read_status
 
 COLUMNS = ("run", "overrides", "status", "epochs", "monitor", "best", "wall_seconds")
 

@@ -23,18 +23,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from lstm_cli import __version__, plots
-from lstm_cli.baselines import baseline_rows, compare, warnings_for
-from lstm_cli.checkpoint import load_checkpoint, save_checkpoint
-from lstm_cli.config.checks import validate_train_config
-from lstm_cli.config.schema import TrainConfig
-from lstm_cli.config.validate import resolve
-from lstm_cli.console import Reporter
-from lstm_cli.data import load_dataset
-from lstm_cli.data.batching import batch_order
-from lstm_cli.data.placement import place
-from lstm_cli.data.splits import PreparedData
-from lstm_cli.distributed import (
+from lstm_cli import __version__
+from lstm_cli.common.console import Reporter
+from lstm_cli.common.distributed import (
     World,
     any_rank,
     join_process_group,
@@ -42,20 +33,36 @@ from lstm_cli.distributed import (
     my_share,
     wrap_for_ranks,
 )
-from lstm_cli.early_stopping import BestTracker
-from lstm_cli.engine import EpochSums, NonFiniteGradient, Update, evaluate_split, train_steps
-from lstm_cli.errors import LstmCliError, describe
-from lstm_cli.losses import build_loss
-from lstm_cli.model import LSTMNetwork, ModelSpec, layer_summary
-from lstm_cli.optim import build_optimizer, build_scheduler, step_scheduler
-from lstm_cli.precision import Precision
-from lstm_cli.resume import check_resumable
-from lstm_cli.rundir import MetricsLog, current_run_dir, mark_latest, write_json_atomic
-from lstm_cli.runtime import peak_memory_mib, resolve_device, seed_everything, set_threads
-from lstm_cli.signals import StopRequest, stop_on_signals
-from lstm_cli.status import write_status
-from lstm_cli.tensorboard_log import TensorBoardLog
-from lstm_cli.training_state import Trainee, TrainingProgress, checkpoint_payload, restore
+from lstm_cli.common.errors import LstmCliError, describe
+from lstm_cli.common.runtime import peak_memory_mib, resolve_device, seed_everything, set_threads
+from lstm_cli.config.checks import validate_train_config
+from lstm_cli.config.schema import TrainConfig
+from lstm_cli.config.validate import resolve
+from lstm_cli.data import load_dataset
+from lstm_cli.data.batching import batch_order
+from lstm_cli.data.placement import place
+from lstm_cli.data.splits import PreparedData
+from lstm_cli.model.network import LSTMNetwork, ModelSpec, layer_summary
+from lstm_cli.reporting import plots
+from lstm_cli.runs.checkpoint import load_checkpoint, save_checkpoint
+from lstm_cli.runs.resume import check_resumable
+from lstm_cli.runs.rundir import MetricsLog, current_run_dir, mark_latest, write_json_atomic
+from lstm_cli.runs.status import write_status
+from lstm_cli.training.baselines import baseline_rows, compare, warnings_for
+from lstm_cli.training.early_stopping import BestTracker
+from lstm_cli.training.engine import (
+    EpochSums,
+    NonFiniteGradient,
+    Update,
+    evaluate_split,
+    train_steps,
+)
+from lstm_cli.training.losses import build_loss
+from lstm_cli.training.optim import build_optimizer, build_scheduler, step_scheduler
+from lstm_cli.training.precision import Precision
+from lstm_cli.training.signals import StopRequest, stop_on_signals
+from lstm_cli.training.state import Trainee, TrainingProgress, checkpoint_payload, restore
+from lstm_cli.training.tensorboard_log import TensorBoardLog
 
 log = logging.getLogger("lstm_cli.train")
 

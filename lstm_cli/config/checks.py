@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from lstm_cli.common.errors import ConfigError
 from lstm_cli.config.schema import (
     ExportConfig,
     ForecastDatasetConfig,
@@ -13,9 +14,8 @@ from lstm_cli.config.schema import (
     SineDatasetConfig,
     TrainConfig,
 )
+from lstm_cli.config.tasks import HIGHER_IS_BETTER, METRICS, Task, losses_for, task_of_dataset
 from lstm_cli.config.validate import build
-from lstm_cli.errors import ConfigError
-from lstm_cli.tasks import HIGHER_IS_BETTER, METRICS, Task, losses_for, task_of_dataset
 
 
 def validate_train_config(values: dict[str, Any]) -> tuple[TrainConfig, Task]:

@@ -13,8 +13,8 @@ import types
 import typing
 from typing import Any, Literal, TypeVar, Union
 
+from lstm_cli.common.errors import ConfigError
 from lstm_cli.config.schema import VARIANT_GROUPS
-from lstm_cli.errors import ConfigError
 
 T = TypeVar("T")
 

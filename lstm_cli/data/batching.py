@@ -1,4 +1,5 @@
-"""The order in which a split is cut into batches: shuffled, and optionally length-bucketed."""
+"""Padded batches: the order in which a split is cut into batches (shuffled, optionally
+length-bucketed) and the mask of their real steps."""
 
 from __future__ import annotations
 
@@ -35,3 +36,12 @@ def batch_order(
         shuffled = torch.randperm(len(batches), generator=generator)
         batches = [batches[i] for i in shuffled]
     return batches
+
+
+def padding_mask(lengths: Tensor, steps: int, device: torch.device) -> Tensor:
+    """[B, T] True on real steps, False on padding.
+
+    The lengths live on the CPU; their copy is non-blocking, since a blocking host-to-GPU
+    copy waits for every queued kernel.
+    """
+    return torch.arange(steps, device=device) < lengths.to(device, non_blocking=True).unsqueeze(1)

@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from lstm_cli.errors import DataError
-from lstm_cli.paths import EMBEDDED_DATA_DIR
+from lstm_cli.common.errors import DataError
+from lstm_cli.common.paths import EMBEDDED_DATA_DIR
 
 EMBEDDED_PREFIX = "embedded:"
 MISSING_TEXT = {"", "nan", "na", "n/a", "null", "none"}

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from lstm_cli.common.errors import DataError
 from lstm_cli.data.files import CsvTable
-from lstm_cli.errors import DataError
 
 
 def read_columns(

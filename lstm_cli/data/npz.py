@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from lstm_cli.common.errors import DataError
 from lstm_cli.config.schema import NpzDatasetConfig
 from lstm_cli.data.files import resolve_path
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.sequences import RawSequences, SplitPlan, prepare_labelled
 from lstm_cli.data.splits import PreparedData
-from lstm_cli.errors import DataError
 
 
 def read_npz(path: Path, need_labels: bool, features: int | None = None) -> RawSequences:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lstm_cli.common.errors import DataError
 from lstm_cli.config.schema import ForecastDatasetConfig
 from lstm_cli.data.files import CsvTable, resolve_path
 from lstm_cli.data.forecast import (
@@ -34,7 +35,6 @@ from lstm_cli.data.missing import forward_fill, read_columns
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import PanelWindowSplit, PreparedData
 from lstm_cli.data.timeindex import TimeIndex
-from lstm_cli.errors import DataError
 
 
 @dataclass

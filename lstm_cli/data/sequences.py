@@ -14,12 +14,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lstm_cli.common.errors import DataError
 from lstm_cli.config.schema import SequenceDatasetConfig
 from lstm_cli.data.files import CsvTable, resolve_path
 from lstm_cli.data.missing import forward_fill, read_columns
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import PreparedData, SequenceSplit
-from lstm_cli.errors import DataError
 
 AUTO_STEP = "auto"
 # What `step_column: auto` looks for, in this order; without one, rows are in file order.

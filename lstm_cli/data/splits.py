@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from lstm_cli.tasks import Task
+from lstm_cli.config.tasks import Task
 
 
 @dataclass

@@ -13,10 +13,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lstm_cli.common.errors import DataError
 from lstm_cli.config.schema import TextDatasetConfig
 from lstm_cli.data.files import resolve_path
 from lstm_cli.data.splits import PreparedData, WindowSplit
-from lstm_cli.errors import DataError
 
 UNKNOWN = "<unk>"
 

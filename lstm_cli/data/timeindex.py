@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
 
-from lstm_cli.errors import DataError
+from lstm_cli.common.errors import DataError
 
 _MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
 _EPOCH = datetime(1970, 1, 1)  # naive stamps are read as wall-clock time, no time zone

@@ -13,9 +13,9 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from lstm_cli.distributed import sum_across_ranks
-from lstm_cli.losses import padding_mask
-from lstm_cli.tasks import Task
+from lstm_cli.common.distributed import sum_across_ranks
+from lstm_cli.config.tasks import Task
+from lstm_cli.data.batching import padding_mask
 
 
 class MetricAccumulator:

@@ -5,23 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from lstm_cli.tasks import Task
+from lstm_cli.config.tasks import Task
+from lstm_cli.data.batching import padding_mask
 
 IGNORE = -100
 LossFn = Callable[[Tensor, Tensor, Tensor], Tensor]
-
-
-def padding_mask(lengths: Tensor, steps: int, device: torch.device) -> Tensor:
-    """[B, T] True on real steps, False on padding.
-
-    The lengths live on the CPU; their copy is non-blocking, since a blocking host-to-GPU
-    copy waits for every queued kernel.
-    """
-    return torch.arange(steps, device=device) < lengths.to(device, non_blocking=True).unsqueeze(1)
 
 
 def build_loss(cfg: Any, task: Task) -> LossFn:

@@ -15,13 +15,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lstm_cli.common.distributed import World, my_share, sum_across_ranks
 from lstm_cli.data.batching import batch_order
 from lstm_cli.data.splits import PreparedData, Split
-from lstm_cli.distributed import World, my_share, sum_across_ranks
-from lstm_cli.losses import LossFn
-from lstm_cli.metrics import MetricAccumulator
-from lstm_cli.optim import clip_gradients
-from lstm_cli.precision import Precision
+from lstm_cli.training.losses import LossFn
+from lstm_cli.training.metrics import MetricAccumulator
+from lstm_cli.training.optim import clip_gradients
+from lstm_cli.training.precision import Precision
 
 
 class NonFiniteGradient(Exception):

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from lstm_cli.data.splits import Batch
-from lstm_cli.model import LSTMNetwork
+from lstm_cli.model.network import LSTMNetwork
 
 INPUT_NAMES = ["x", "lengths"]
 OUTPUT_NAMES = ["y"]

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lstm_cli.rundir import write_json_atomic
+from lstm_cli.runs.rundir import write_json_atomic
 
 STATUS_FILE = "status.json"
 

@@ -18,10 +18,10 @@ import torch
 from torch import Tensor, nn
 
 from lstm_cli.data.splits import PreparedData
-from lstm_cli.early_stopping import BestTracker
-from lstm_cli.engine import EpochSums
-from lstm_cli.model import ModelSpec
-from lstm_cli.optim import Scheduler
+from lstm_cli.model.network import ModelSpec
+from lstm_cli.training.early_stopping import BestTracker
+from lstm_cli.training.engine import EpochSums
+from lstm_cli.training.optim import Scheduler
 
 
 @dataclass

@@ -9,12 +9,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lstm_cli.checkpoint import load_checkpoint
+from lstm_cli.common.errors import CheckpointError, ConfigError
 from lstm_cli.config.schema import TrainConfig
+from lstm_cli.config.tasks import Task
 from lstm_cli.config.validate import build
-from lstm_cli.errors import CheckpointError, ConfigError
-from lstm_cli.model import LSTMNetwork, ModelSpec
-from lstm_cli.tasks import Task
+from lstm_cli.model.network import LSTMNetwork, ModelSpec
+from lstm_cli.runs.checkpoint import load_checkpoint
 
 
 @dataclass

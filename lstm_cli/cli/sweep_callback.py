@@ -13,11 +13,11 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from lstm_cli.common.errors import LstmCliError
 from lstm_cli.config.checks import validate_export_config, validate_train_config
 from lstm_cli.config.schema import EvaluateConfig, PredictConfig
 from lstm_cli.config.validate import build, resolve
-from lstm_cli.errors import LstmCliError
-from lstm_cli.resume import check_resumable
+from lstm_cli.runs.resume import check_resumable
 
 VALIDATORS = {
     "train": validate_train_config,
@@ -40,8 +40,8 @@ class ValidateBeforeRun(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Jobs that failed in other processes (joblib, submitit) count too: their
         status.json says so, and the sweep's exit code must."""
-        from lstm_cli import apps
-        from lstm_cli.status import read_status
+        from lstm_cli.cli import apps
+        from lstm_cli.runs.status import read_status
 
         known = {str(Path(job).resolve()) for job in apps.FAILED_JOBS}
         for status_file in sorted(Path(config.hydra.sweep.dir).glob("*/status.json")):
@@ -73,7 +73,7 @@ def _our_error(err: BaseException | None) -> LstmCliError | None:
 
 def _check_resume(run_dir: Path, values: dict[str, Any]) -> None:
     """The resumed run's checkpoint must load and its config match (torch only now)."""
-    from lstm_cli.checkpoint import load_checkpoint
+    from lstm_cli.runs.checkpoint import load_checkpoint
 
     saved = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     check_resumable(saved["config"], values)

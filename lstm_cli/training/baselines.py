@@ -26,8 +26,8 @@ from torch import Tensor
 
 from lstm_cli.data.batching import batch_order
 from lstm_cli.data.splits import PreparedData, SequenceSplit, Split, WindowSplit
-from lstm_cli.losses import LossFn
-from lstm_cli.metrics import MetricAccumulator
+from lstm_cli.training.losses import LossFn
+from lstm_cli.training.metrics import MetricAccumulator
 
 Answer = Callable[[Split, Tensor], Tensor]  # (split, sample indices) -> outputs in model units
 

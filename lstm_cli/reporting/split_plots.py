@@ -15,10 +15,10 @@ from typing import cast
 import torch
 from torch import nn
 
-from lstm_cli import plots
 from lstm_cli.data.splits import PreparedData, Split, WindowSplit
-from lstm_cli.engine import predict_outputs
-from lstm_cli.metrics import confusion_counts
+from lstm_cli.reporting import plots
+from lstm_cli.training.engine import predict_outputs
+from lstm_cli.training.metrics import confusion_counts
 
 
 def plot_split(

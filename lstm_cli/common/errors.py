@@ -1,6 +1,6 @@
 """The few exception types the tool raises on purpose, each with its exit code.
 
-Every expected failure is one of these; `lstm_cli.cli` turns it into a single
+Every expected failure is one of these; `lstm_cli.cli.main` turns it into a single
 `error: ...` line and the exit code, and the traceback goes to the run's log file only.
 """
 

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lstm_cli.atomic import atomic_file
-from lstm_cli.errors import ConfigError
+from lstm_cli.common.atomic import atomic_file
+from lstm_cli.common.errors import ConfigError
 
 LATEST = "latest"
 

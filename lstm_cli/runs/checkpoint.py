@@ -16,15 +16,15 @@ from typing import Any
 import torch
 
 from lstm_cli import __version__
-from lstm_cli.atomic import atomic_file
-from lstm_cli.errors import CheckpointError
+from lstm_cli.common.atomic import atomic_file
+from lstm_cli.common.errors import CheckpointError
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "model_spec", "model_state", "config", "task", "preprocessing")
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
-    """Write `payload` to `path` atomically (see `lstm_cli.atomic`); a full disk or an
+    """Write `payload` to `path` atomically (see `lstm_cli.common.atomic`); a full disk or an
     unwritable directory is a CheckpointError and leaves the previous file as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format_version": FORMAT_VERSION, "tool_version": __version__, **payload}

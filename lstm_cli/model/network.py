@@ -14,8 +14,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstm_cli.config.schema import ModelConfig
+from lstm_cli.data.batching import padding_mask
 from lstm_cli.data.splits import PreparedData
-from lstm_cli.losses import padding_mask
 
 
 @dataclass

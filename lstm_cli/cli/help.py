@@ -14,7 +14,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf, open_dict
 
-from lstm_cli.paths import config_dir
+from lstm_cli.common.paths import config_dir
 
 HELP_FLAGS = ("--help", "-h")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from lstm_cli.errors import ConfigError
+from lstm_cli.common.errors import ConfigError
 
 
 def resolve_device(name: str, key: str = "trainer.device", local_rank: int = 0) -> torch.device:

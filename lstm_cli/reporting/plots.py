@@ -13,14 +13,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec
 
-from lstm_cli.atomic import atomic_file
-from lstm_cli.errors import describe
+from lstm_cli.common.atomic import atomic_file
+from lstm_cli.common.errors import describe
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-log = logging.getLogger("lstm_cli.plots")
+log = logging.getLogger("lstm_cli.reporting.plots")
 P = ParamSpec("P")
 
 INSTALL_HINT = "pip install 'lstm-train[plots]'"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lstm_cli.common.errors import ConfigError
+from lstm_cli.common.paths import rank_suffix, run_stamp
 from lstm_cli.config.validate import dotted_keys
-from lstm_cli.errors import ConfigError
-from lstm_cli.paths import rank_suffix, run_stamp
 
 # Keys a resumed run may change: how long it goes on, how patient it is, where and how
 # often it writes. Anything else would make the continued run a different experiment.

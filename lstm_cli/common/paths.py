@@ -8,8 +8,8 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-EMBEDDED_DATA_DIR = PACKAGE_DIR / "datasets"
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+EMBEDDED_DATA_DIR = PACKAGE_DIR / "data" / "embedded"
 RUN_STAMP_ENV = "LSTM_TRAIN_RUN_STAMP"
 
 
@@ -44,7 +44,7 @@ def run_stamp() -> str:
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     stamp = f"{stamp}_{os.getpid()}{secrets.token_hex(2)}"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from lstm_cli.distributed import agree_on  # imports torch: only under torchrun
+        from lstm_cli.common.distributed import agree_on  # imports torch: only under torchrun
 
         stamp = agree_on(stamp)
     os.environ[RUN_STAMP_ENV] = stamp

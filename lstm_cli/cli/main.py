@@ -14,7 +14,7 @@ import re
 import sys
 from typing import NoReturn
 
-from lstm_cli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, describe
+from lstm_cli.common.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, describe
 
 SUBCOMMANDS = {
     "train": "train an LSTM on a dataset config; writes a run directory with checkpoints",
@@ -76,9 +76,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def run_command(command: str, args: list[str]) -> int:
     """Run one subcommand's Hydra app with `args` as its command line."""
-    from lstm_cli import apps
-    from lstm_cli.help import is_plain_help, render_help
-    from lstm_cli.paths import run_stamp
+    from lstm_cli.cli import apps
+    from lstm_cli.cli.help import is_plain_help, render_help
+    from lstm_cli.common.paths import run_stamp
 
     _route_hydra_errors_here()
     _one_line_flag_errors(command)

@@ -18,19 +18,19 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from lstm_cli.cli import USER_FULL_ERROR_ENV
-from lstm_cli.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, LstmCliError, describe
-from lstm_cli.optuna_support import optuna_direction, optuna_storage, optuna_trials_left
-from lstm_cli.paths import config_dir, run_stamp
-from lstm_cli.resume import config_subdir_for, log_file_for, run_dir_for
-from lstm_cli.signals import EXIT_CODES
+from lstm_cli.cli.main import USER_FULL_ERROR_ENV
+from lstm_cli.cli.optuna_support import optuna_direction, optuna_storage, optuna_trials_left
+from lstm_cli.common.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, LstmCliError, describe
+from lstm_cli.common.paths import config_dir, run_stamp
+from lstm_cli.runs.resume import config_subdir_for, log_file_for, run_dir_for
+from lstm_cli.training.signals import EXIT_CODES
 
 log = logging.getLogger("lstm_cli")
 
 SIGNAL_EXIT_CODES = set(EXIT_CODES.values())  # a stopping signal ends the whole sweep
 
 # Jobs of a multirun sweep that failed in this process; the sweep goes on without them and
-# `lstm_cli.cli` turns a non-empty list into exit code 1 at the end.
+# `lstm_cli.cli.main` turns a non-empty list into exit code 1 at the end.
 FAILED_JOBS: list[str] = []
 
 OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True)
