@@ -5,7 +5,7 @@
     python benchmarks/speed.py --device cuda   # on a GPU (data held on it, cuDNN)
 
 Alternates, in one process, an epoch of (a) the twenty-line PyTorch loop and (b)
-lstm-train's own training step (`lstm_cli.training.engine.train_steps` with its model, optimizer,
+lstm-train's own training step (`lstm_cli.training.step.train_batch` with its model, optimizer,
 clipping and metric sums) on the same data, and prints sequences per second and the ratio
 b/a (median of the rounds, min and max); the first epoch of each is a warm-up. Then:
 lstm-train in mixed precision against its float32, variable-length batches (padded,
@@ -35,10 +35,11 @@ from lstm_cli.config.schema import AdamConfig, ClipNormConfig, RegressionLossCon
 from lstm_cli.data.batching import batch_order
 from lstm_cli.data.splits import SequenceSplit
 from lstm_cli.model.network import LSTMNetwork, ModelSpec
-from lstm_cli.training.engine import EpochSums, Update, predict_outputs, train_steps
+from lstm_cli.training.evaluation import predict_outputs
 from lstm_cli.training.losses import build_loss
 from lstm_cli.training.optim import build_optimizer
 from lstm_cli.training.precision import Precision
+from lstm_cli.training.step import EpochSums, Update, train_batch
 
 SCRIPT = Path(sys.executable).with_name("lstm-train")
 INPUTS, HIDDEN, LAYERS, DROPOUT, STEPS, BATCH = 16, 128, 2, 0.1, 100, 64
@@ -103,21 +104,17 @@ class Ours:
         )
 
     def epoch(self, data: SequenceSplit, bucket: bool = False) -> float:
-        """lstm-train's own step: batch order, batching by index, train_steps, device sums."""
+        """lstm-train's own step, as its loop runs it: batch order, batching by index,
+        `train_batch`, device sums read once at the end."""
         started = time.perf_counter()
         order = batch_order(data.sequence_lengths(), BATCH, shuffle=True, bucket=bucket)
         sums = EpochSums.zeros(self.device)
-        train_steps(
-            self.model,
-            data,
-            order,
-            0,
-            self.update,
-            build_loss(RegressionLossConfig(), "regression"),
-            sums,
-            self.device,
-            lambda *_: False,
-        )
+        loss_fn = build_loss(RegressionLossConfig(), "regression")
+        self.model.train()
+        for position, index in enumerate(order):
+            batch = data.take(index).to(self.device)
+            train_batch(self.model, batch, position, self.update, loss_fn, sums)
+        sums.raise_if_halted()
         sums.stats()
         return len(data) / (time.perf_counter() - started)
 

@@ -1,4 +1,4 @@
-"""The fast paths give the plain path's results: train_steps, bucketing, mixed precision."""
+"""The fast paths give the plain path's results: train_batch, bucketing, mixed precision."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from lstm_cli.data.batching import batch_order
 from lstm_cli.data.placement import keeps_data_on_device
 from lstm_cli.data.splits import SequenceSplit
 from lstm_cli.model.network import LSTMNetwork, ModelSpec
-from lstm_cli.training.engine import EpochSums, NonFiniteGradient, Update, train_steps
 from lstm_cli.training.losses import build_loss
 from lstm_cli.training.precision import Precision
+from lstm_cli.training.step import EpochSums, NonFiniteGradient, Update, train_batch
 
 CPU = torch.device("cpu")
 
@@ -35,27 +35,33 @@ def model() -> LSTMNetwork:
     return LSTMNetwork(spec)
 
 
-def run_train_steps(
+def train_batches(
+    net: nn.Module, data: SequenceSplit, order: list[torch.Tensor], update: Update, sums: EpochSums
+) -> list[float]:
+    """What the loop does with an epoch's batches: `train_batch` on each, in order."""
+    net.train()
+    loss_fn = build_loss(RegressionLossConfig(), "regression")
+    losses = []
+    for position, index in enumerate(order):
+        loss, _ = train_batch(net, data.take(index), position, update, loss_fn, sums)
+        losses.append(loss.item())
+    sums.raise_if_halted()
+    return losses
+
+
+def run_train_batches(
     net: nn.Module, data: SequenceSplit, order: list[torch.Tensor], precision: str = "32"
 ) -> list[float]:
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
     update = Update(optimizer, ClipNormConfig(max_norm=1.0), Precision(precision, CPU), False)
-    losses: list[float] = []
-
-    def record(_done: int, loss: torch.Tensor, _norm: torch.Tensor, _sequences: int) -> bool:
-        losses.append(loss.item())
-        return False
-
-    loss_fn = build_loss(RegressionLossConfig(), "regression")
-    train_steps(net, data, order, 0, update, loss_fn, EpochSums.zeros(CPU), CPU, record)
-    return losses
+    return train_batches(net, data, order, update, EpochSums.zeros(CPU))
 
 
-def test_train_steps_matches_the_plain_loop_loss_for_loss_and_weight_for_weight():
+def test_train_batch_matches_the_plain_loop_loss_for_loss_and_weight_for_weight():
     data = variable_lengths()
     order = batch_order(data.lengths, 16, shuffle=True, bucket=True)
     ours, plain = model(), model()
-    our_losses = run_train_steps(ours, data, order)
+    our_losses = run_train_batches(ours, data, order)
     optimizer = torch.optim.Adam(plain.parameters(), lr=1e-2)
     plain_losses = []
     for index in order:
@@ -94,8 +100,8 @@ def test_bucketed_batches_give_every_sequence_the_loss_it_has_alone():
 def test_bf16_mixed_precision_follows_the_float32_losses():
     data = variable_lengths()
     order = batch_order(data.lengths, 16, shuffle=True, bucket=True)
-    full = run_train_steps(model(), data, order)
-    mixed = run_train_steps(model(), data, order, precision="bf16-mixed")
+    full = run_train_batches(model(), data, order)
+    mixed = run_train_batches(model(), data, order, precision="bf16-mixed")
     assert full != mixed  # the lower precision really ran
     torch.testing.assert_close(torch.tensor(mixed), torch.tensor(full), rtol=0.05, atol=0.01)
 
@@ -155,26 +161,26 @@ def poisoned(data: SequenceSplit, order: list[torch.Tensor], batch: int) -> Sequ
 
 def train_with(
     fused: bool, data: SequenceSplit, order: list[torch.Tensor], skip: bool
-) -> tuple[nn.Module, torch.optim.Optimizer, EpochSums]:
+) -> tuple[nn.Module, torch.optim.Optimizer, EpochSums, int]:
+    """The trained network, its optimizer and sums, and the batch that halted it (0: none)."""
     net = model()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2, fused=fused or None)
     update = Update(optimizer, ClipNormConfig(max_norm=1.0), Precision("32", CPU), skip)
     sums = EpochSums.zeros(CPU)
-    loss_fn = build_loss(RegressionLossConfig(), "regression")
     try:
-        train_steps(net, data, order, 0, update, loss_fn, sums, CPU, lambda *_: False)
+        train_batches(net, data, order, update, sums)
     except NonFiniteGradient as err:
-        sums.values[6] = err.args[0]  # where it stopped, for the caller to compare
-    return net, optimizer, sums
+        return net, optimizer, sums, err.args[0]
+    return net, optimizer, sums, 0
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["device-guard", "host-guard"])
 def test_a_nonfinite_batch_stops_with_the_weights_before_it(fused):
     data = variable_lengths()
     order = batch_order(data.lengths, 16, shuffle=False, bucket=False)
-    stopped, optimizer, sums = train_with(fused, poisoned(data, order, 3), order, skip=False)
+    stopped, optimizer, _, halted_at = train_with(fused, poisoned(data, order, 3), order, False)
     assert update_guard(optimizer) is fused
-    assert int(sums.values[6]) == 3
+    assert halted_at == 3
     before, *_ = train_with(fused, data, order[:2], skip=False)
     for mine, theirs in zip(stopped.parameters(), before.parameters(), strict=True):
         assert torch.equal(mine, theirs)
@@ -185,8 +191,8 @@ def test_a_nonfinite_batch_stops_with_the_weights_before_it(fused):
 def test_a_skipped_nonfinite_batch_is_as_if_it_were_not_there(fused):
     data = variable_lengths()
     order = batch_order(data.lengths, 16, shuffle=False, bucket=False)
-    skipping, _, sums = train_with(fused, poisoned(data, order, 3), order, skip=True)
-    without, _, clean_sums = train_with(fused, data, order[:2] + order[3:], skip=True)
+    skipping, _, sums, _ = train_with(fused, poisoned(data, order, 3), order, skip=True)
+    without, _, clean_sums, _ = train_with(fused, data, order[:2] + order[3:], skip=True)
     for mine, theirs in zip(skipping.parameters(), without.parameters(), strict=True):
         assert torch.equal(mine, theirs)
     assert sums.stats()["skipped_batches"] == 1.0

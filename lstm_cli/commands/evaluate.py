@@ -22,7 +22,7 @@ from lstm_cli.reporting.split_plots import plot_split
 from lstm_cli.runs.inference import load_trained
 from lstm_cli.runs.rundir import checkpoint_path, current_run_dir, mark_latest, write_json_atomic
 from lstm_cli.training.baselines import baseline_rows, compare, warnings_for
-from lstm_cli.training.engine import evaluate_split
+from lstm_cli.training.evaluation import evaluate_split
 from lstm_cli.training.losses import build_loss
 
 log = logging.getLogger("lstm_cli.evaluate")

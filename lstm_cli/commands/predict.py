@@ -31,7 +31,7 @@ from lstm_cli.data.splits import SequenceSplit
 from lstm_cli.reporting import plots
 from lstm_cli.runs.inference import TrainedModel, forecast, generate_text, load_trained
 from lstm_cli.runs.rundir import checkpoint_path, current_run_dir, mark_latest, refuse_to_replace
-from lstm_cli.training.engine import predict_outputs
+from lstm_cli.training.evaluation import predict_outputs
 
 log = logging.getLogger("lstm_cli.predict")
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from lstm_cli.data.splits import PreparedData, Split, WindowSplit
 from lstm_cli.reporting import plots
-from lstm_cli.training.engine import predict_outputs
+from lstm_cli.training.evaluation import predict_outputs
 from lstm_cli.training.metrics import confusion_counts
 
 

@@ -11,7 +11,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from lstm_cli.common.errors import LstmCliError
+
 EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
+
+
+class Interrupted(LstmCliError):
+    """A stopping signal arrived; the run checkpointed and can be resumed."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class StopRequest:

@@ -20,8 +20,8 @@ from torch import Tensor, nn
 from lstm_cli.data.splits import PreparedData
 from lstm_cli.model.network import ModelSpec
 from lstm_cli.training.early_stopping import BestTracker
-from lstm_cli.training.engine import EpochSums
 from lstm_cli.training.optim import Scheduler
+from lstm_cli.training.step import EpochSums
 
 
 @dataclass

@@ -1,0 +1,97 @@
+"""What a training run shows a person: the data and model at its start, results at its end."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lstm_cli.data.splits import PreparedData
+from lstm_cli.model.network import layer_summary
+from lstm_cli.training.baselines import baseline_rows
+from lstm_cli.training.loop import Results, Training
+
+log = logging.getLogger("lstm_cli.train")
+
+
+def show_start(training: Training, resuming: bool) -> None:
+    """The run directory, where a resume picks up, and the data and model tables."""
+    progress = training.progress
+    log.info("run directory: %s", training.run_dir)
+    if resuming:
+        log.info(
+            "resuming after epoch %d, batch %d (step %d)",
+            progress.epoch,
+            progress.batch_in_epoch,
+            progress.global_step,
+        )
+    reporter, model = training.reporter, training.trainee.model
+    reporter.table("data", data_summary(training.config.dataset.name, training.data))
+    parameters = sum(p.numel() for p in model.parameters())
+    reporter.table(
+        "model",
+        {
+            **layer_summary(model),
+            "parameters": f"{parameters:,}",
+            "device": str(training.device),
+            "precision": training.precision.name,
+            "data on device": training.data_on_device,
+            "threads": training.threads,
+        },
+    )
+
+
+def show_results(training: Training, results: Results) -> None:
+    """The monitored metric's course, the test scores beside the baseline's, warnings."""
+    monitor, best = training.config.trainer.monitor, training.progress.best
+    rows = training.progress.rows
+    training.reporter.sparkline(monitor, [row[monitor] for row in rows], best.epoch)
+    training.reporter.table(
+        "results",
+        {
+            "best epoch": best.epoch,
+            monitor: best.value,
+            **results.values["test"],
+            **baseline_rows(results.comparison, "test"),
+            "run dir": str(training.run_dir),
+        },
+    )
+    for line in results.warnings:
+        log.warning("warning: %s", line)
+
+
+def data_summary(name: str, data: PreparedData) -> dict[str, Any]:
+    lengths = data.train.sequence_lengths().float()
+    return {
+        "dataset": name,
+        "task": data.task,
+        "train": len(data.train),
+        "val": len(data.val),
+        "test": len(data.test),
+        "inputs": data.input_size,
+        **_input_names(data),
+        "outputs": data.output_size,
+        "length min/mean/max": f"{int(lengths.min())}/{lengths.mean():.1f}/{int(lengths.max())}",
+        **_what_is_predicted(data),
+    }
+
+
+def _input_names(data: PreparedData) -> dict[str, str]:
+    """The input columns by name, so that a stray id or time column shows at once."""
+    state = data.preprocessing
+    names = state.get("features") or state.get("columns")
+    shown = {"features": ", ".join(str(n) for n in names)} if names else {}
+    if "transform" in state:  # forecasting: what `auto` chose
+        shown["transform"] = ", ".join(state["transform"]) or "none"
+    return shown
+
+
+def _what_is_predicted(data: PreparedData) -> dict[str, str]:
+    """Classes, target columns or vocabulary size, whichever the task has."""
+    state = data.preprocessing
+    if state.get("classes"):
+        return {"classes": ", ".join(str(c) for c in state["classes"][:20])}
+    if state.get("targets"):
+        return {"targets": ", ".join(state["targets"])}
+    if state.get("vocab"):
+        return {"vocabulary": f"{len(state['vocab'])} symbols"}
+    return {}

@@ -1,0 +1,55 @@
+"""Scoring a trained network: a split's loss and metrics, or its raw outputs, in order."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lstm_cli.common.distributed import World, my_share
+from lstm_cli.data.batching import batch_order
+from lstm_cli.data.splits import PreparedData, Split
+from lstm_cli.training.losses import LossFn
+from lstm_cli.training.metrics import MetricAccumulator
+
+
+@torch.inference_mode()
+def evaluate_split(
+    model: nn.Module,
+    split: Split,
+    data: PreparedData,
+    loss_fn: LossFn,
+    batch_size: int,
+    device: torch.device,
+    world: World | None = None,
+) -> dict[str, float]:
+    """Loss and the task's metrics over a whole split (in the data's own units).
+
+    Under torchrun each rank scores its share of every batch and the sums are added up.
+    """
+    world = world or World()
+    model.eval()
+    accumulator = MetricAccumulator(data.task, data.output_size, device, data.to_original)
+    for whole in batch_order(split.sequence_lengths(), batch_size, shuffle=False, bucket=False):
+        index = my_share(whole, world)
+        if not len(index):
+            continue
+        batch = split.take(index).to(device)
+        outputs = model(batch.x, batch.lengths)
+        accumulator.update(
+            outputs, batch.y, batch.lengths, loss_fn(outputs, batch.y, batch.lengths)
+        )
+    accumulator.reduce_across_ranks()
+    return accumulator.compute()
+
+
+@torch.inference_mode()
+def predict_outputs(
+    model: nn.Module, split: Split, batch_size: int, device: torch.device
+) -> Tensor:
+    """Raw model outputs for every sample of `split`, in order, on the CPU."""
+    model.eval()
+    outputs = []
+    for index in batch_order(split.sequence_lengths(), batch_size, shuffle=False, bucket=False):
+        batch = split.take(index).to(device)
+        outputs.append(model(batch.x, batch.lengths).float().cpu())
+    return torch.cat(outputs)
