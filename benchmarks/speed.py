@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lstm_cli.config.schema import AdamConfig, ClipNormConfig, RegressionLossConfig
+from lstm_cli.config.validate import option_config
 from lstm_cli.data.batching import batch_order
 from lstm_cli.data.splits import SequenceSplit
 from lstm_cli.model.network import LSTMNetwork, ModelSpec
@@ -98,9 +98,14 @@ class Ours:
         spec = ModelSpec(INPUTS, 1, False, False, HIDDEN, LAYERS, False, DROPOUT, 32)
         self.device = device
         self.model = LSTMNetwork(spec, packed=packed).to(device)
-        optimizer = build_optimizer(AdamConfig(lr=1e-3), self.model.parameters())
+        optimizer = build_optimizer(
+            option_config("optimizer", "adam", lr=1e-3), self.model.parameters()
+        )
         self.update = Update(
-            optimizer, ClipNormConfig(max_norm=1.0), Precision(precision, device), False
+            optimizer,
+            option_config("clip", "norm", max_norm=1.0),
+            Precision(precision, device),
+            False,
         )
 
     def epoch(self, data: SequenceSplit, bucket: bool = False) -> float:
@@ -109,7 +114,7 @@ class Ours:
         started = time.perf_counter()
         order = batch_order(data.sequence_lengths(), BATCH, shuffle=True, bucket=bucket)
         sums = EpochSums.zeros(self.device)
-        loss_fn = build_loss(RegressionLossConfig(), "regression")
+        loss_fn = build_loss(option_config("loss", "mse"), "regression")
         self.model.train()
         for position, index in enumerate(order):
             batch = data.take(index).to(self.device)

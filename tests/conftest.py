@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import struct
@@ -11,6 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from lstm_cli.config.checks import validate_train_config
+from lstm_cli.config.schema import ModelConfig
+from lstm_cli.config.validate import composed
 
 SCRIPT = Path(sys.executable).with_name("lstm-train")
 ANSI_ESCAPE = "\x1b["
@@ -88,3 +94,13 @@ def assert_png(path: Path, min_width: int = 400, min_height: int = 300) -> None:
     width, height = struct.unpack(">II", body[16:24])
     assert width >= min_width and height >= min_height, (path, width, height)
     assert len(body) > 5_000, (path, len(body))  # axes, lines and text: a blank one is ~2 KB
+
+
+def model_config(**values: object) -> ModelConfig:
+    """The model keys of a default `lstm-train train`, with `values` replacing some."""
+    return dataclasses.replace(_default_model(), **values)
+
+
+@functools.cache
+def _default_model() -> ModelConfig:
+    return validate_train_config(composed("train"))[0].model

@@ -11,12 +11,7 @@ import pytest
 import torch
 from conftest import read_json
 
-from lstm_cli.config.schema import (
-    CrossEntropyLossConfig,
-    RegressionLossConfig,
-    SequenceDatasetConfig,
-    SineDatasetConfig,
-)
+from lstm_cli.config.validate import option_config
 from lstm_cli.data import load_dataset
 from lstm_cli.data.forecast import resolve_auto
 from lstm_cli.data.splits import PreparedData, SequenceSplit
@@ -47,7 +42,7 @@ def labelled(train_labels: list[int], test_labels: list[int]) -> PreparedData:
 
 def test_the_majority_class_is_the_classification_baseline():
     data = labelled([0, 1, 1, 1], [1, 1, 1, 0])
-    loss_fn = build_loss(CrossEntropyLossConfig(), "classification")
+    loss_fn = build_loss(option_config("loss", "cross_entropy"), "classification")
     comparison = compare({"acc": 0.875, "f1": 0.8}, data, data.test, loss_fn, 2)
     scores = comparison.baselines["majority class"]
     assert scores["acc"] == pytest.approx(0.75)
@@ -58,7 +53,7 @@ def test_the_majority_class_is_the_classification_baseline():
 
 def test_a_run_no_better_than_its_baseline_or_best_at_epoch_one_is_warned():
     data = labelled([0, 1, 1, 1], [1, 1, 1, 0])
-    loss_fn = build_loss(CrossEntropyLossConfig(), "classification")
+    loss_fn = build_loss(option_config("loss", "cross_entropy"), "classification")
     comparison = compare({"acc": 0.75, "f1": 0.4}, data, data.test, loss_fn, 4)
     no_skill, first_epoch = warnings_for(comparison, "test", "classification", 1, 20)
     assert comparison.skill == 0.0
@@ -69,11 +64,19 @@ def test_a_run_no_better_than_its_baseline_or_best_at_epoch_one_is_warned():
 
 
 def sine_comparison(noise: float, model_mae: float = 0.1):
-    cfg = SineDatasetConfig(
-        length=400, period=20.0, noise=noise, window=30, horizon=5, val_size=50, test_size=50
+    cfg = option_config(
+        "dataset",
+        "sine",
+        length=400,
+        period=20.0,
+        noise=noise,
+        window=30,
+        horizon=5,
+        val_size=50,
+        test_size=50,
     )
     data = load_dataset(cfg)
-    loss_fn = build_loss(RegressionLossConfig(), "forecasting")
+    loss_fn = build_loss(option_config("loss", "mse"), "forecasting")
     model_scores = {"rmse": model_mae, "mae": model_mae, "mape": 0.1, "loss": 0.1}
     return compare(model_scores, data, data.test, loss_fn, 64)
 
@@ -162,7 +165,7 @@ def test_the_validation_split_follows_split_seed_not_the_training_seed(tmp_path)
     write_sequences(path, [(i, float(i % 3), str(i % 3)) for i in range(30)])
 
     def validation(split_seed: int) -> torch.Tensor:
-        cfg = SequenceDatasetConfig(path=str(path), split_seed=split_seed)
+        cfg = option_config("dataset", "csv_sequences", path=str(path), split_seed=split_seed)
         return load_dataset(cfg).val.x
 
     torch.testing.assert_close(validation(0), validation(0))
@@ -172,7 +175,7 @@ def test_the_validation_split_follows_split_seed_not_the_training_seed(tmp_path)
 def test_step_and_id_columns_never_become_features(tmp_path):
     path = tmp_path / "seq.csv"
     write_sequences(path, [(i, float(i % 2), str(i % 2)) for i in range(10)])
-    data = load_dataset(SequenceDatasetConfig(path=str(path)))
+    data = load_dataset(option_config("dataset", "csv_sequences", path=str(path)))
     assert data.preprocessing["features"] == ["a", "b"]
     assert data.preprocessing["step_column"] == "step"
 

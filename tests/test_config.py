@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -10,11 +11,20 @@ from hydra import compose, initialize_config_dir
 
 from lstm_cli.common.errors import ConfigError
 from lstm_cli.common.paths import config_dir
+from lstm_cli.config import dataset_schema as dataset_schemas
+from lstm_cli.config import schema as schemas
 from lstm_cli.config.checks import validate_train_config
 from lstm_cli.config.schema import ModelConfig, PredictConfig, TrainConfig, TrainerConfig
-from lstm_cli.config.validate import build, closest_key, resolve
+from lstm_cli.config.validate import build, closest_key
+from lstm_cli.config.validate import composed as train_values
 
 CONF = config_dir()
+SCHEMAS = [
+    value
+    for module in (schemas, dataset_schemas)
+    for value in vars(module).values()
+    if dataclasses.is_dataclass(value) and value.__module__ == module.__name__
+]
 GROUPS = ("model", "optimizer", "loss", "clip", "scheduler", "dataset")
 NEEDS_PATH = {
     "csv_forecast": ["dataset.path=x.csv", "dataset.target=y"],
@@ -29,8 +39,7 @@ def options(group: str) -> list[str]:
 
 
 def composed(*overrides: str) -> dict:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return resolve(compose("train", overrides=list(overrides)))
+    return train_values("train", list(overrides))
 
 
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options(g)])
@@ -78,9 +87,10 @@ def test_unknown_key_suggests_the_nearest_one():
 
 
 def test_ints_become_floats_but_bools_are_not_numbers():
-    assert build(ModelConfig, {"dropout": 0}).dropout == 0.0
+    model = composed()["model"]
+    assert build(ModelConfig, {**model, "dropout": 0}).dropout == 0.0
     with pytest.raises(ConfigError, match=re.escape("model.hidden_size=True must be an integer")):
-        build(ModelConfig, {"hidden_size": True}, prefix="model.")
+        build(ModelConfig, {**model, "hidden_size": True}, prefix="model.")
 
 
 def test_choices_are_listed():
@@ -88,7 +98,25 @@ def test_choices_are_listed():
         ConfigError,
         match=re.escape("trainer.device='gpu' is not allowed; choose one of: auto, cpu, cuda, mps"),
     ):
-        build(TrainerConfig, {"device": "gpu"}, prefix="trainer.")
+        build(TrainerConfig, {**composed()["trainer"], "device": "gpu"}, prefix="trainer.")
+
+
+def test_a_missing_key_is_an_error_never_a_silent_default():
+    trainer = composed()["trainer"]
+    del trainer["max_epochs"]
+    with pytest.raises(ConfigError, match=re.escape("trainer.max_epochs is missing")):
+        build(TrainerConfig, trainer, prefix="trainer.")
+
+
+@pytest.mark.parametrize("schema", SCHEMAS, ids=lambda schema: schema.__name__)
+def test_the_schema_holds_no_values_the_yaml_holds_them(schema):
+    """One source for each default: conf/*.yaml. A default here would be a second one."""
+    with_defaults = [
+        f.name
+        for f in dataclasses.fields(schema)
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    ]
+    assert not with_defaults, f"{schema.__name__} has defaults for {with_defaults}"
 
 
 def test_nesterov_needs_momentum():

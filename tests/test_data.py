@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lstm_cli.config.schema import ForecastDatasetConfig, SequenceDatasetConfig
+from lstm_cli.config.validate import option_config
 from lstm_cli.data import load_dataset
 from lstm_cli.data.batching import batch_order
 from lstm_cli.data.forecast import decode_targets
@@ -49,7 +49,9 @@ def test_bucketing_cuts_padding():
 def test_forecast_targets_never_cross_their_split(tmp_path):
     path = tmp_path / "series.csv"
     path.write_text("t,y\n" + "".join(f"{t},{10 + t}\n" for t in range(60)))
-    config = ForecastDatasetConfig(
+    config = option_config(
+        "dataset",
+        "csv_forecast",
         path=str(path),
         target="y",
         window=5,
@@ -90,7 +92,9 @@ def test_sequences_of_different_lengths_are_grouped_and_ordered(tmp_path):
                 f"s{sequence},{step},{sequence * 100 + step},{'yes' if sequence % 2 else 'no'}"
             )
     path.write_text("\n".join(rows) + "\n")
-    config = SequenceDatasetConfig(
+    config = option_config(
+        "dataset",
+        "csv_sequences",
         path=str(path),
         id_column="id",
         step_column="step",

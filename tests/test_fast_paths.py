@@ -9,7 +9,7 @@ import torch
 from conftest import assert_clean_error, read_json
 from torch import nn
 
-from lstm_cli.config.schema import ClipNormConfig, RegressionLossConfig
+from lstm_cli.config.validate import option_config
 from lstm_cli.data.batching import batch_order
 from lstm_cli.data.placement import keeps_data_on_device
 from lstm_cli.data.splits import SequenceSplit
@@ -19,6 +19,7 @@ from lstm_cli.training.precision import Precision
 from lstm_cli.training.step import EpochSums, NonFiniteGradient, Update, train_batch
 
 CPU = torch.device("cpu")
+CLIP = option_config("clip", "norm", max_norm=1.0)
 
 
 def variable_lengths(count: int = 96) -> SequenceSplit:
@@ -40,7 +41,7 @@ def train_batches(
 ) -> list[float]:
     """What the loop does with an epoch's batches: `train_batch` on each, in order."""
     net.train()
-    loss_fn = build_loss(RegressionLossConfig(), "regression")
+    loss_fn = build_loss(option_config("loss", "mse"), "regression")
     losses = []
     for position, index in enumerate(order):
         loss, _ = train_batch(net, data.take(index), position, update, loss_fn, sums)
@@ -53,7 +54,9 @@ def run_train_batches(
     net: nn.Module, data: SequenceSplit, order: list[torch.Tensor], precision: str = "32"
 ) -> list[float]:
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
-    update = Update(optimizer, ClipNormConfig(max_norm=1.0), Precision(precision, CPU), False)
+    update = Update(
+        optimizer, option_config("clip", "norm", max_norm=1.0), Precision(precision, CPU), False
+    )
     return train_batches(net, data, order, update, EpochSums.zeros(CPU))
 
 
@@ -165,7 +168,9 @@ def train_with(
     """The trained network, its optimizer and sums, and the batch that halted it (0: none)."""
     net = model()
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2, fused=fused or None)
-    update = Update(optimizer, ClipNormConfig(max_norm=1.0), Precision("32", CPU), skip)
+    update = Update(
+        optimizer, option_config("clip", "norm", max_norm=1.0), Precision("32", CPU), skip
+    )
     sums = EpochSums.zeros(CPU)
     try:
         train_batches(net, data, order, update, sums)

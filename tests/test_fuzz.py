@@ -11,11 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lstm_cli.common.errors import DataError
-from lstm_cli.config.schema import (
-    ForecastDatasetConfig,
-    SequenceDatasetConfig,
-    TextDatasetConfig,
-)
+from lstm_cli.config.validate import option_config
 from lstm_cli.data import load_dataset
 
 VALID_SERIES = ("t,y,z\n" + "".join(f"{t},{10 + t % 7},{t % 3}\n" for t in range(30))).encode()
@@ -28,7 +24,9 @@ VALID_SEQUENCES = (
 VALID_TEXT = ("In the beginning was the Word, and the Word was with God. " * 8).encode()
 
 CONFIGS = {
-    "series": lambda path: ForecastDatasetConfig(
+    "series": lambda path: option_config(
+        "dataset",
+        "csv_forecast",
         path=str(path),
         target="y",
         covariates=["z"],
@@ -39,10 +37,16 @@ CONFIGS = {
         test_size=2,
         missing="ffill",
     ),
-    "sequences": lambda path: SequenceDatasetConfig(
-        path=str(path), id_column="id", step_column="step", val_fraction=0.3, test_fraction=0.3
+    "sequences": lambda path: option_config(
+        "dataset",
+        "csv_sequences",
+        path=str(path),
+        id_column="id",
+        step_column="step",
+        val_fraction=0.3,
+        test_fraction=0.3,
     ),
-    "text": lambda path: TextDatasetConfig(path=str(path), seq_len=4),
+    "text": lambda path: option_config("dataset", "text", path=str(path), seq_len=4),
 }
 VALID = {"series": VALID_SERIES, "sequences": VALID_SEQUENCES, "text": VALID_TEXT}
 

@@ -7,8 +7,9 @@ from dataclasses import asdict
 
 import pytest
 import torch
+from conftest import model_config
 
-from lstm_cli.config.schema import CrossEntropyLossConfig, ModelConfig, RegressionLossConfig
+from lstm_cli.config.validate import option_config
 from lstm_cli.data.splits import PreparedData, SequenceSplit
 from lstm_cli.model.network import LSTMNetwork, ModelSpec, TimePooling, last_valid_step
 from lstm_cli.training.losses import build_loss
@@ -25,7 +26,7 @@ def network(
     relative_inputs: list[int] | None = None,
 ) -> LSTMNetwork:
     torch.manual_seed(0)
-    config = ModelConfig(
+    config = model_config(
         hidden_size=8,
         num_layers=2,
         bidirectional=bidirectional,
@@ -93,7 +94,7 @@ def test_packed_and_padded_paths_agree():
 
 def test_padding_does_not_change_the_per_step_loss():
     model = network(per_step=True, token_input=True)
-    loss_fn = build_loss(CrossEntropyLossConfig(), "language_model")
+    loss_fn = build_loss(option_config("loss", "cross_entropy"), "language_model")
     tokens = torch.tensor([[1, 2, 3, 4, 0, 0]])
     targets = torch.tensor([[2, 3, 4, 1, 3, 3]])
     padded = loss_fn(model(tokens, torch.tensor([4])), targets, torch.tensor([4]))
@@ -103,7 +104,7 @@ def test_padding_does_not_change_the_per_step_loss():
 
 def test_padding_does_not_change_the_sequence_loss():
     model = network()
-    loss_fn = build_loss(RegressionLossConfig(name="mse"), "regression")
+    loss_fn = build_loss(option_config("loss", "mse"), "regression")
     x, lengths = padded_batch()
     targets = torch.randn(3, 5)
     batched = loss_fn(model(x, lengths), targets, lengths)
@@ -158,10 +159,10 @@ def training_data(task: str, train: SequenceSplit, inputs: int, token_input: boo
 def test_the_spec_strides_the_longest_training_sequence_down_to_max_lstm_steps():
     train = SequenceSplit(torch.zeros(2, 1460, 1), torch.tensor([1460, 700]), torch.zeros(2))
     data = training_data("classification", train, 1, token_input=False)
-    assert ModelSpec.of(ModelConfig(max_lstm_steps=128), data).conv_stride == 12
-    assert ModelSpec.of(ModelConfig(), data).forget_bias == 1.0  # null: 1 for sequence tasks
-    assert ModelSpec.of(ModelConfig(max_lstm_steps=None), data).conv_stride == 1
-    without = ModelSpec.of(ModelConfig(conv_layers=0), data)
+    assert ModelSpec.of(model_config(max_lstm_steps=128), data).conv_stride == 12
+    assert ModelSpec.of(model_config(), data).forget_bias == 1.0  # null: 1 for sequence tasks
+    assert ModelSpec.of(model_config(max_lstm_steps=None), data).conv_stride == 1
+    without = ModelSpec.of(model_config(conv_layers=0), data)
     assert (without.conv_layers, without.conv_stride) == (0, 1)
 
 
@@ -178,6 +179,6 @@ def test_forget_gates_start_at_the_configured_bias():
 def test_a_language_model_gets_no_convolutions_or_pooling_and_forget_bias_zero_unless_set():
     train = SequenceSplit(torch.zeros(2, 50, dtype=torch.long), torch.tensor([50, 50]), None)
     data = training_data("language_model", train, 30, token_input=True)
-    spec = ModelSpec.of(ModelConfig(), data)
+    spec = ModelSpec.of(model_config(), data)
     assert (spec.per_step, spec.conv_layers, spec.forget_bias) == (True, 0, 0.0)
-    assert ModelSpec.of(ModelConfig(forget_bias=1.0), data).forget_bias == 1.0
+    assert ModelSpec.of(model_config(forget_bias=1.0), data).forget_bias == 1.0

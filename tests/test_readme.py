@@ -11,8 +11,8 @@ import pytest
 from conftest import run_cli
 from omegaconf import OmegaConf
 
+from lstm_cli.config.dataset_schema import DATASETS
 from lstm_cli.config.schema import (
-    DATASETS,
     VARIANT_GROUPS,
     DataConfig,
     EvaluateConfig,

@@ -1,4 +1,4 @@
-"""One Hydra app per subcommand, and the guard that turns failures into exit codes.
+"""One Hydra app per subcommand, and the guard that runs a command's body as a job.
 
 The heavy modules (torch and the command bodies) are imported only when a job runs, so
 `--help`, `--cfg` and shell completion never pay for torch.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -18,20 +17,20 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from lstm_cli.cli.main import USER_FULL_ERROR_ENV
+from lstm_cli.cli import sweeps
 from lstm_cli.cli.optuna_support import optuna_direction, optuna_storage, optuna_trials_left
-from lstm_cli.common.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, LstmCliError, describe
+from lstm_cli.common.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    exit_for,
+    wants_traceback,
+)
 from lstm_cli.common.paths import config_dir, run_stamp
 from lstm_cli.runs.resume import config_subdir_for, log_file_for, run_dir_for
-from lstm_cli.training.signals import EXIT_CODES
 
 log = logging.getLogger("lstm_cli")
 
-SIGNAL_EXIT_CODES = set(EXIT_CODES.values())  # a stopping signal ends the whole sweep
-
-# Jobs of a multirun sweep that failed in this process; the sweep goes on without them and
-# `lstm_cli.cli.main` turns a non-empty list into exit code 1 at the end.
-FAILED_JOBS: list[str] = []
+ENDS_A_SWEEP = {EXIT_INTERRUPTED, EXIT_TERMINATED}  # a stopping signal ends the whole sweep
 
 OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True)
 OmegaConf.register_new_resolver("run_dir", run_dir_for, replace=True)
@@ -52,19 +51,14 @@ def run_guarded(command: str, cfg: DictConfig) -> Any:
     try:
         module = importlib.import_module(f"lstm_cli.commands.{command}")
         return module.run(cfg)
-    except KeyboardInterrupt:
-        log.warning("interrupted", exc_info=True, extra={"file_only": True})
-        print("error: interrupted", file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED) from None
-    except Exception as err:
-        if os.environ.get(USER_FULL_ERROR_ENV) == "1":
+    except (KeyboardInterrupt, Exception) as err:
+        if wants_traceback() and not isinstance(err, KeyboardInterrupt):
             raise
-        code = err.exit_code if isinstance(err, LstmCliError) else EXIT_RUNTIME
-        message = describe(err)
+        message, code = exit_for(err, in_job=True)
         log.error("error: %s", message, exc_info=True, extra={"file_only": True})
         print(f"error: {message}", file=sys.stderr, flush=True)
-        if HydraConfig.get().mode == RunMode.MULTIRUN and code not in SIGNAL_EXIT_CODES:
-            FAILED_JOBS.append(HydraConfig.get().runtime.output_dir)
+        if HydraConfig.get().mode == RunMode.MULTIRUN and code not in ENDS_A_SWEEP:
+            sweeps.record_failure(HydraConfig.get().runtime.output_dir)
             return None  # sweepers record a trial without a value as failed, and go on
         raise SystemExit(code) from None
 

@@ -14,7 +14,13 @@ import re
 import sys
 from typing import NoReturn
 
-from lstm_cli.common.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, describe
+from lstm_cli.common.errors import (
+    EXIT_RUNTIME,
+    EXIT_USAGE,
+    USER_FULL_ERROR_ENV,
+    exit_for,
+    wants_traceback,
+)
 
 SUBCOMMANDS = {
     "train": "train an LSTM on a dataset config; writes a run directory with checkpoints",
@@ -23,7 +29,6 @@ SUBCOMMANDS = {
     "export": "write a trained run's model as ONNX or TorchScript, checked against PyTorch",
     "report": "a table of the runs under a sweep or outputs directory (report DIR)",
 }
-USER_FULL_ERROR_ENV = "LSTM_TRAIN_USER_FULL_ERROR"
 
 USAGE = """usage: lstm-train <command> [overrides...] [hydra flags]
 
@@ -76,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def run_command(command: str, args: list[str]) -> int:
     """Run one subcommand's Hydra app with `args` as its command line."""
-    from lstm_cli.cli import apps
+    from lstm_cli.cli import apps, sweeps
     from lstm_cli.cli.help import is_plain_help, render_help
     from lstm_cli.common.paths import run_stamp
 
@@ -92,20 +97,17 @@ def run_command(command: str, args: list[str]) -> int:
             print(render_help(command, args))
         else:
             apps.APPS[command]()
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as err:
-        if os.environ.get(USER_FULL_ERROR_ENV) == "1":
+    except (KeyboardInterrupt, Exception) as err:
+        if wants_traceback() and not isinstance(err, KeyboardInterrupt):
             raise
-        if apps.FAILED_JOBS:  # the sweeper gave up because its jobs failed: say which
-            return _report_failed_jobs(apps.FAILED_JOBS)
-        if isinstance(err, OSError) and err.filename:  # Hydra could not make the run dir
-            print(f"error: {describe(err)}", file=sys.stderr)
-            return EXIT_RUNTIME
-        print(f"error: {_one_line(err)}{_suggestion(command, err)}", file=sys.stderr)
-        return EXIT_USAGE
-    return _report_failed_jobs(apps.FAILED_JOBS) if apps.FAILED_JOBS else 0
+        if sweeps.failed_jobs():  # the sweeper gave up because its jobs failed: say which
+            return _report_failed_jobs(sweeps.failed_jobs())
+        message, code = exit_for(err, in_job=False)
+        hint = _suggestion(command, err) if code == EXIT_USAGE else ""
+        print(f"error: {message}{hint}", file=sys.stderr)
+        return code
+    failed = sweeps.failed_jobs()
+    return _report_failed_jobs(failed) if failed else 0
 
 
 def _suggestion(command: str, err: BaseException) -> str:
@@ -145,33 +147,6 @@ def _route_hydra_errors_here() -> None:
     """
     os.environ.setdefault(USER_FULL_ERROR_ENV, os.environ.get("HYDRA_FULL_ERROR", "0"))
     os.environ["HYDRA_FULL_ERROR"] = "1"
-
-
-# Lines of Hydra's reports that describe its internals rather than the user's mistake.
-_NOISE = ("full_key:", "object_type=", "reference_type=", "To append", "See https://", "provider=")
-
-
-def _one_line(err: BaseException) -> str:
-    """Hydra's and OmegaConf's multi-line messages (and their causes) joined on one line."""
-    parts: list[str] = []
-    while err is not None:
-        text = _compact(str(err))
-        if text and text not in parts:
-            parts.append(text)
-        err = err.__cause__
-    return ": ".join(parts) or "invalid command line"
-
-
-def _compact(message: str) -> str:
-    message = re.sub(r"^\w+ raised while resolving interpolation: ", "", message)
-    lines = [line.strip().rstrip(".:") for line in message.splitlines() if line.strip()]
-    if "Config search path" in lines:
-        lines = lines[: lines.index("Config search path")]
-    lines = [line for line in lines if not line.startswith(_NOISE)]
-    for i, line in enumerate(lines):
-        if line.startswith("Available options"):
-            return "; ".join([*lines[:i], f"{line.lower()}: {', '.join(lines[i + 1 :])}"])
-    return "; ".join(lines)
 
 
 def _shell_completion(args: list[str]) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from lstm_cli.common.distributed import join_process_group, leave_process_group
-from lstm_cli.common.errors import describe
+from lstm_cli.common.errors import Interrupted, describe
 from lstm_cli.config.checks import validate_train_config
 from lstm_cli.config.validate import resolve
 from lstm_cli.reporting import plots
@@ -28,7 +28,7 @@ from lstm_cli.runs.resume import check_resumable
 from lstm_cli.runs.rundir import current_run_dir
 from lstm_cli.runs.status import write_status
 from lstm_cli.training.loop import Training
-from lstm_cli.training.signals import Interrupted, stop_on_signals
+from lstm_cli.training.signals import stop_on_signals
 
 
 def run(cfg: DictConfig) -> float:

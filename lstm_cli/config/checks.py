@@ -6,14 +6,8 @@ import importlib
 from typing import Any
 
 from lstm_cli.common.errors import ConfigError
-from lstm_cli.config.schema import (
-    ExportConfig,
-    ForecastDatasetConfig,
-    ModelConfig,
-    SGDConfig,
-    SineDatasetConfig,
-    TrainConfig,
-)
+from lstm_cli.config.dataset_schema import ForecastDatasetConfig, SineDatasetConfig
+from lstm_cli.config.schema import ExportConfig, ModelConfig, SGDConfig, TrainConfig
 from lstm_cli.config.tasks import HIGHER_IS_BETTER, METRICS, Task, losses_for, task_of_dataset
 from lstm_cli.config.validate import build
 

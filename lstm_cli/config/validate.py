@@ -188,3 +188,28 @@ def dotted_keys(values: Any, prefix: str = "") -> dict[str, Any]:
     for key, value in values.items():
         flat |= dotted_keys(value, f"{prefix}{key}.")
     return flat
+
+
+def composed(command: str, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The config a command would run with, composed from conf/ by Hydra outside an app
+    (for code that builds configs itself: tests, benchmarks), as plain resolved values."""
+    from hydra import compose, initialize_config_dir
+
+    from lstm_cli.common.paths import config_dir
+
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        return resolve(compose(command, overrides or []))
+
+
+def option_config(group: str, option: str, **values: Any) -> Any:
+    """One option of a variant group, typed, from its YAML under conf/ with `values`
+    replacing keys: e.g. option_config("loss", "mse") or option_config("dataset",
+    "csv_forecast", path="sales.csv", target="units")."""
+    from omegaconf import OmegaConf
+
+    from lstm_cli.common.paths import config_dir
+
+    loaded = OmegaConf.to_container(OmegaConf.load(config_dir() / group / f"{option}.yaml"))
+    own = loaded.get(group, loaded)  # a preset (`@package _global_`) nests its group's keys
+    own.pop("defaults", None)
+    return build_variant(group, {**own, **values})

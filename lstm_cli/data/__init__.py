@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lstm_cli.config.schema import (
+from lstm_cli.config.dataset_schema import (
     AddingDatasetConfig,
     ForecastDatasetConfig,
     NpzDatasetConfig,

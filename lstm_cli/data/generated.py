@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from lstm_cli.config.schema import AddingDatasetConfig, SineDatasetConfig
+from lstm_cli.config.dataset_schema import AddingDatasetConfig, SineDatasetConfig
 from lstm_cli.data.forecast import Windowing, prepare_series
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import PreparedData, SequenceSplit

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from lstm_cli.common.errors import DataError
-from lstm_cli.config.schema import ForecastDatasetConfig
+from lstm_cli.config.dataset_schema import ForecastDatasetConfig
 from lstm_cli.data.files import CsvTable, resolve_path
 from lstm_cli.data.forecast import (
     Windowing,

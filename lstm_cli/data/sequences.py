@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from lstm_cli.common.errors import DataError
-from lstm_cli.config.schema import SequenceDatasetConfig
+from lstm_cli.config.dataset_schema import SequenceDatasetConfig
 from lstm_cli.data.files import CsvTable, resolve_path
 from lstm_cli.data.missing import forward_fill, read_columns
 from lstm_cli.data.scaling import Scaler

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from lstm_cli.common.errors import DataError
-from lstm_cli.config.schema import TextDatasetConfig
+from lstm_cli.config.dataset_schema import TextDatasetConfig
 from lstm_cli.data.files import resolve_path
 from lstm_cli.data.splits import PreparedData, WindowSplit
 

@@ -25,7 +25,7 @@ import torch
 from lstm_cli import __version__
 from lstm_cli.common.console import Reporter
 from lstm_cli.common.distributed import World, any_rank, my_share, wrap_for_ranks
-from lstm_cli.common.errors import LstmCliError
+from lstm_cli.common.errors import Interrupted, LstmCliError
 from lstm_cli.common.runtime import peak_memory_mib, resolve_device, seed_everything, set_threads
 from lstm_cli.config.schema import TrainConfig
 from lstm_cli.data import load_dataset
@@ -40,7 +40,7 @@ from lstm_cli.training.evaluation import evaluate_split
 from lstm_cli.training.losses import build_loss
 from lstm_cli.training.optim import build_optimizer, build_scheduler, step_scheduler
 from lstm_cli.training.precision import Precision
-from lstm_cli.training.signals import Interrupted, StopRequest
+from lstm_cli.training.signals import StopRequest
 from lstm_cli.training.state import Trainee, TrainingProgress, checkpoint_payload, restore
 from lstm_cli.training.step import EpochSums, NonFiniteGradient, Update, train_batch
 from lstm_cli.training.tensorboard_log import TensorBoardLog

@@ -11,17 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from lstm_cli.common.errors import LstmCliError
+from lstm_cli.common.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
 
-EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
-
-
-class Interrupted(LstmCliError):
-    """A stopping signal arrived; the run checkpointed and can be resumed."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+EXIT_CODES = {signal.SIGTERM: EXIT_TERMINATED, signal.SIGINT: EXIT_INTERRUPTED}
 
 
 class StopRequest:

@@ -13,7 +13,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from lstm_cli.common.errors import LstmCliError
+from lstm_cli.common.errors import LstmCliError, exit_for
 from lstm_cli.config.checks import validate_export_config, validate_train_config
 from lstm_cli.config.schema import EvaluateConfig, PredictConfig
 from lstm_cli.config.validate import build, resolve
@@ -37,18 +37,6 @@ class ValidateBeforeRun(Callback):
         """The sweep's shared settings (a misspelled monitor, say) fail before any job."""
         self._check(config, resume=False)
 
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """Jobs that failed in other processes (joblib, submitit) count too: their
-        status.json says so, and the sweep's exit code must."""
-        from lstm_cli.cli import apps
-        from lstm_cli.runs.status import read_status
-
-        known = {str(Path(job).resolve()) for job in apps.FAILED_JOBS}
-        for status_file in sorted(Path(config.hydra.sweep.dir).glob("*/status.json")):
-            job = status_file.parent.resolve()
-            if str(job) not in known and read_status(job).get("status") == "failed":
-                apps.FAILED_JOBS.append(str(job))
-
     def _check(self, config: DictConfig, resume: bool) -> None:
         job_keys = [key for key in config if key != "hydra"]
         try:
@@ -60,8 +48,9 @@ class ValidateBeforeRun(Callback):
             ours = _our_error(err)
             if ours is None:
                 raise
-            print(f"error: {ours}", file=sys.stderr)
-            raise SystemExit(ours.exit_code) from None
+            message, code = exit_for(ours, in_job=False)
+            print(f"error: {message}", file=sys.stderr)
+            raise SystemExit(code) from None
 
 
 def _our_error(err: BaseException | None) -> LstmCliError | None:
