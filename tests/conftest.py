@@ -43,6 +43,36 @@ def run_cli(
     )
 
 
+def run_in_process(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`lstm-train ARGS` called in this process (no interpreter start, no torch import):
+    for tests whose promise is the message and the exit code. The process-wide state a
+    run sets (environment, argv, argparse's error hook, the run stamp) is put back."""
+    import argparse
+    import contextlib
+    import io
+
+    from lstm_cli.cli.main import main
+    from lstm_cli.common.paths import run_stamp
+
+    saved = (dict(os.environ), list(sys.argv), argparse.ArgumentParser.error, Path.cwd())
+    os.environ.clear()
+    os.environ.update(cli_env())
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main(list(args))
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else 1
+    finally:
+        environ, sys.argv, argparse.ArgumentParser.error, where = saved
+        os.environ.clear()
+        os.environ.update(environ)
+        os.chdir(where)
+        run_stamp.cache_clear()
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """`cli("train", "a=b")` runs in a fresh directory (tmp_path) and returns the result."""

@@ -1,8 +1,10 @@
 """The bad-input corpus: every way a user can hand lstm-train something wrong.
 
-Each case runs the real CLI and must end with its exit code, exactly one `error:` line
-naming the culprit (key, file, line, column, array or checkpoint), no traceback, and every
-file that existed before unchanged (inputs, earlier runs and their `latest` pointer).
+Each case must end with its exit code, exactly one `error:` line naming the culprit (key,
+file, line, column, array or checkpoint), no traceback, and every file that existed before
+unchanged (inputs, earlier runs and their `latest` pointer). Every case runs in this
+process, where the promise is the message; the cases in THROUGH_THE_CLI, a few of each
+kind, also run as the real `lstm-train` process, for the exit code a shell sees.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import RunsCodeWhenUnpickled, assert_clean_error, run_cli
+from conftest import RunsCodeWhenUnpickled, assert_clean_error, run_cli, run_in_process
 
 SERIES = "t,y\n" + "".join(f"{t},{10 + t % 7}\n" for t in range(80))
 SMALL = ("model=tiny", "trainer.max_epochs=1")
@@ -317,6 +319,21 @@ CASES: dict[str, Case] = {
 }
 
 
+THROUGH_THE_CLI = {
+    "unknown command",
+    "unknown key",
+    "bad flag value",
+    "evaluate both",
+    "predict over a file",
+    "resume changed",
+    "wrong type",
+    "no cuda",
+    "loss for task",
+    "checkpoint crafted",
+    "checkpoint truncated",
+}
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A forecaster (airline) and a classifier (csv_sequences), each trained for one epoch."""
@@ -344,8 +361,15 @@ def test_the_corpus_is_large_enough():
     assert len(CASES) >= 40
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_bad_input(name: str, tmp_path: Path, trained: dict[str, Path]) -> None:
+def test_the_cli_cases_are_in_the_corpus():
+    assert set(CASES) >= THROUGH_THE_CLI
+
+
+@pytest.mark.parametrize(
+    ("name", "runner"),
+    [(name, "in process") for name in CASES] + [(name, "cli") for name in sorted(THROUGH_THE_CLI)],
+)
+def test_bad_input(name: str, runner: str, tmp_path: Path, trained: dict[str, Path]) -> None:
     case = CASES[name]
     good_checkpoint = trained["run"] / "checkpoints" / "last.pt"
     for filename, content in case.files.items():
@@ -365,7 +389,8 @@ def test_bad_input(name: str, tmp_path: Path, trained: dict[str, Path]) -> None:
     before = snapshot(tmp_path, trained["run"], trained["classifier"])
     names = {"run": trained["run"], "ckpt": good_checkpoint, "classifier": trained["classifier"]}
     args = [arg.format(**names) for arg in case.args]
-    result = run_cli(*args, cwd=tmp_path)
+    run = run_cli if runner == "cli" else run_in_process
+    result = run(*args, cwd=tmp_path)
     assert_clean_error(result, case.code, *case.needles)
     after = snapshot(tmp_path, trained["run"], trained["classifier"])
     assert {path: after.get(path) for path in before} == before, "a file written before changed"

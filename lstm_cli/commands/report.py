@@ -72,11 +72,17 @@ def describe_run(path: Path, root: Path) -> dict[str, Any]:
     }
 
 
-def _rank(row: dict[str, Any]) -> tuple[int, float]:
-    best = row["best"]
+# Among runs with no best value yet, those that may still get one come first.
+_STATUS_ORDER = {"running": 0, "interrupted": 1, "finished": 2, "failed": 3}
+
+
+def _rank(row: dict[str, Any]) -> tuple[int, float, int, str]:
+    """Best monitored value first; runs without one after them, failed ones last; ties by
+    run name, so that the order never depends on the directory walk."""
+    best, status = row["best"], _STATUS_ORDER.get(row["status"], len(_STATUS_ORDER))
     if best is None or (isinstance(best, float) and math.isnan(best)):
-        return (1, 0.0)
-    return (0, best if row["mode"] == "min" else -best)
+        return (1, 0.0, status, row["run"])
+    return (0, best if row["mode"] == "min" else -best, status, row["run"])
 
 
 def render(rows: list[dict[str, Any]], form: str) -> str:
