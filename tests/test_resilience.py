@@ -73,6 +73,7 @@ def assert_same_run(run_dir: Path, expected) -> None:
         assert torch.equal(tensor, expected_weights[name]), name
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_moment_then_resume_is_bit_identical(tmp_path, uninterrupted):
     process = start(tmp_path, *SINE)
     run_dir = wait_for_checkpoint(tmp_path, process)
@@ -85,6 +86,7 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(tmp_path, uninterrup
     assert_same_run(run_dir, uninterrupted)
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_step_checkpoints_and_resumes_mid_epoch(tmp_path, uninterrupted):
     process = start(tmp_path, *SINE)
     run_dir = wait_for_checkpoint(tmp_path, process)
@@ -212,6 +214,7 @@ def test_an_unwritable_output_directory_is_one_clear_error(tmp_path):
     assert_clean_error(result, 1, "a_file/runs/train", "Not a directory")
 
 
+@pytest.mark.slow
 def test_eight_trainings_started_together_get_eight_directories(tmp_path):
     processes = [
         start(tmp_path, "trainer.max_epochs=1", "model=tiny", "trainer.num_threads=1")

@@ -29,6 +29,7 @@ def completed_trials(database: Path) -> int:
     return count
 
 
+@pytest.mark.slow
 def test_optuna_search_interrupted_then_continued_holds_all_trials(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     args = [

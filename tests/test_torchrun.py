@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import assert_png, cli_env, read_json, run_cli
 
+pytestmark = pytest.mark.slow
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 # Without the convolutional block: its batch norm sees each CPU rank's share of a batch
 # (torch's SyncBatchNorm is CUDA only), so only the LSTM would train alike.
