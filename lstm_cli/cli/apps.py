@@ -20,20 +20,22 @@ from omegaconf import DictConfig, OmegaConf
 from lstm_cli.cli import sweeps
 from lstm_cli.cli.optuna_support import optuna_direction, optuna_storage, optuna_trials_left
 from lstm_cli.common.errors import (
+    EXIT_HANGUP,
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
     exit_for,
     wants_traceback,
 )
-from lstm_cli.common.paths import config_dir, run_stamp
+from lstm_cli.common.paths import config_dir, job_dir_for, run_stamp
 from lstm_cli.runs.resume import config_subdir_for, log_file_for, run_dir_for
 
 log = logging.getLogger("lstm_cli")
 
-ENDS_A_SWEEP = {EXIT_INTERRUPTED, EXIT_TERMINATED}  # a stopping signal ends the whole sweep
+ENDS_A_SWEEP = {EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED}  # a stopping signal ends a sweep
 
 OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True)
 OmegaConf.register_new_resolver("run_dir", run_dir_for, replace=True)
+OmegaConf.register_new_resolver("job_dir", job_dir_for, replace=True)
 OmegaConf.register_new_resolver("config_subdir", config_subdir_for, replace=True)
 OmegaConf.register_new_resolver("log_file", log_file_for, replace=True)
 OmegaConf.register_new_resolver("optuna_direction", optuna_direction, replace=True)

@@ -14,9 +14,11 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from lstm_cli.common.errors import LstmCliError, exit_for
+from lstm_cli.common.paths import rank_suffix
 from lstm_cli.config.checks import validate_export_config, validate_train_config
 from lstm_cli.config.schema import EvaluateConfig, PredictConfig
 from lstm_cli.config.validate import build, resolve
+from lstm_cli.runs.ownership import refuse_foreign_directory
 from lstm_cli.runs.resume import check_resumable
 
 VALIDATORS = {
@@ -31,18 +33,23 @@ class ValidateBeforeRun(Callback):
     """Hydra turns a callback's exceptions into warnings, so the error leaves as SystemExit."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config, resume=True)
+        """A single run: also its directory, which Hydra is about to make and write into."""
+        self._check(config, single_run=True)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """The sweep's shared settings (a misspelled monitor, say) fail before any job."""
-        self._check(config, resume=False)
+        self._check(config, single_run=False)
 
-    def _check(self, config: DictConfig, resume: bool) -> None:
+    def _check(self, config: DictConfig, single_run: bool) -> None:
         job_keys = [key for key in config if key != "hydra"]
         try:
             values = resolve(OmegaConf.masked_copy(config, job_keys))
             VALIDATORS[config.hydra.job.name](values)
-            if resume and values.get("resume"):
+            resuming = bool(values.get("resume"))
+            if single_run and not rank_suffix():  # torchrun: rank 0 speaks for the run
+                key = "resume" if resuming else "hydra.run.dir"
+                refuse_foreign_directory(Path(config.hydra.run.dir), key, resuming)
+            if single_run and resuming:
                 _check_resume(Path(config.hydra.run.dir), values)
         except Exception as err:
             ours = _our_error(err)

@@ -12,13 +12,14 @@ import csv
 import io
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from lstm_cli.common.errors import ConfigError
+from lstm_cli.common.errors import ConfigError, describe
 from lstm_cli.config.schema import ReportConfig
 from lstm_cli.config.validate import build, resolve
 from lstm_cli.runs.status import read_status
@@ -31,9 +32,20 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     root = Path(options.dir).expanduser()
     if not root.is_dir():
         raise ConfigError(f"dir={options.dir}: no such directory")
-    rows = sorted((describe_run(path, root) for path in find_runs(root)), key=_rank)
+    described = [_described_or_warned(path, root) for path in find_runs(root)]
+    rows = sorted((row for row in described if row is not None), key=_rank)
     print(render(rows, options.format), end="")
     return rows
+
+
+def _described_or_warned(path: Path, root: Path) -> dict[str, Any] | None:
+    """One run's row; a damaged run (a cut metrics row, malformed JSON or YAML) is left
+    out with a warning naming it, so that it never hides the others."""
+    try:
+        return describe_run(path, root)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        print(f"warning: skipped {path}: damaged ({describe(err)})", file=sys.stderr)
+        return None
 
 
 def find_runs(root: Path) -> list[Path]:

@@ -13,17 +13,20 @@ the step, checkpoints and exits 143 or 130. Raises ConfigError, DataError, Check
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
-from lstm_cli.common.distributed import join_process_group, leave_process_group
+from lstm_cli.common.distributed import World, join_process_group, leave_process_group
 from lstm_cli.common.errors import Interrupted, describe
 from lstm_cli.config.checks import validate_train_config
 from lstm_cli.config.validate import resolve
 from lstm_cli.reporting import plots
 from lstm_cli.reporting.summary import show_results, show_start
 from lstm_cli.runs.checkpoint import load_checkpoint
+from lstm_cli.runs.ownership import exclusive
 from lstm_cli.runs.resume import check_resumable
 from lstm_cli.runs.rundir import current_run_dir
 from lstm_cli.runs.status import write_status
@@ -36,6 +39,11 @@ def run(cfg: DictConfig) -> float:
     started = time.time()
     run_dir = current_run_dir()
     world = join_process_group()
+    with exclusive(run_dir) if world.is_main else nullcontext():
+        return _train(cfg, run_dir, world, started)
+
+
+def _train(cfg: DictConfig, run_dir: Path, world: World, started: float) -> float:
     status = write_status if world.is_main else _no_status
     status(run_dir, "running")
     training: Training | None = None
@@ -50,6 +58,7 @@ def run(cfg: DictConfig) -> float:
         with stop_on_signals() as stop:
             training.fit(stop)
         results = training.finish(started)
+        status(run_dir, "finished")  # results.json is written: a kill from here loses nothing
         if world.is_main:
             show_results(training, results)
     except Interrupted as err:
@@ -62,7 +71,6 @@ def run(cfg: DictConfig) -> float:
         if training is not None:
             _close(training)
         leave_process_group()
-    status(run_dir, "finished")
     return training.progress.best.value
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -32,3 +32,17 @@ def atomic_file(path: Path, mode: str = "wb", **open_args: Any) -> Iterator[IO[A
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def remove_leftovers(directory: Path, names: Iterable[str]) -> list[Path]:
+    """Remove the temporary files that atomic writes of `names` in `directory` left when
+    a kill stopped them (SIGKILL skips the cleanup above); return what was removed."""
+    removed = [
+        leftover
+        for name in names
+        for leftover in directory.glob(f".{name}.*")
+        if leftover.is_file()
+    ]
+    for leftover in removed:
+        leftover.unlink(missing_ok=True)
+    return removed

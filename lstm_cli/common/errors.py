@@ -14,6 +14,7 @@ import re
 EXIT_OK = 0
 EXIT_RUNTIME = 1  # data, checkpoint, a failed sweep job, anything unexpected in a job
 EXIT_USAGE = 2  # the command line or the config
+EXIT_HANGUP = 129  # SIGHUP (the terminal or ssh session closed): 128 + 1
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2
 EXIT_TERMINATED = 143  # SIGTERM (a batch scheduler's notice): 128 + 15
 

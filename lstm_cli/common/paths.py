@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import secrets
 from datetime import datetime
 from functools import cache
@@ -55,3 +57,17 @@ def rank_suffix() -> str:
     """'' for a single process or rank 0 of torchrun, else '.rank<N>' (for log files)."""
     rank = int(os.environ.get("RANK", "0"))
     return f".rank{rank}" if rank else ""
+
+
+MAX_JOB_NAME = 100
+
+
+def job_dir_for(number: int, overrides: str) -> str:
+    """A sweep job's directory name: its number and overrides, made one safe path
+    component (no separator, no `..`, bounded length, a hash keeping long names apart).
+    The overrides themselves stay whole in the job's .hydra/overrides.yaml."""
+    name = re.sub(r"[/\\\x00]", "_", str(overrides)).replace("..", "__")
+    if len(name) > MAX_JOB_NAME:
+        digest = hashlib.sha1(str(overrides).encode()).hexdigest()[:8]
+        name = f"{name[: MAX_JOB_NAME - 9]}_{digest}"
+    return f"{number}_{name}" if name else str(number)

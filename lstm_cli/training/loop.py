@@ -23,9 +23,10 @@ from typing import Any
 import torch
 
 from lstm_cli import __version__
+from lstm_cli.common.atomic import remove_leftovers
 from lstm_cli.common.console import Reporter
 from lstm_cli.common.distributed import World, any_rank, my_share, wrap_for_ranks
-from lstm_cli.common.errors import Interrupted, LstmCliError
+from lstm_cli.common.errors import CheckpointError, Interrupted, LstmCliError
 from lstm_cli.common.runtime import peak_memory_mib, resolve_device, seed_everything, set_threads
 from lstm_cli.config.schema import TrainConfig
 from lstm_cli.data import load_dataset
@@ -71,6 +72,9 @@ class Training:
         trainer = config.trainer
         self.config, self.values, self.run_dir, self.world = config, values, run_dir, world
         self.checkpoints = run_dir / "checkpoints"
+        if world.is_main:
+            remove_leftovers(self.checkpoints, ("last.pt", "best.pt"))
+            remove_leftovers(run_dir, ("metrics.csv", "results.json", "status.json"))
         self.device = resolve_device(trainer.device, local_rank=world.local_rank)
         self.reporter = Reporter(console=world.is_main)
         self.threads = set_threads(trainer.num_threads)
@@ -107,11 +111,34 @@ class Training:
                 self.metrics_log.rewrite(self.progress.rows)
             else:
                 self.progress.sums.leave_to_main()
-            best = self.checkpoints / "best.pt"  # absent if killed before the first epoch ended
-            self.best_state = load_checkpoint(best)["model_state"] if best.exists() else {}
+            self.best_state = self._agreeing_best()
         self.first_step = self.progress.global_step  # logged: start-up time is measured
-        if world.is_main:
-            mark_latest(run_dir)
+        # `latest` moves to this run once it has a checkpoint to evaluate or resume from
+        self.latest_marked = False
+        self._mark_latest()
+
+    def _agreeing_best(self) -> dict[str, Any]:
+        """best.pt's weights, checked against the best epoch last.pt records.
+
+        best.pt is always written before the last.pt that records it, so after a kill
+        best.pt is that epoch's or, killed between the two writes, the next epoch's, which
+        the resumed run redoes and writes again. Anything else was changed by hand.
+        """
+        path, recorded = self.checkpoints / "best.pt", self.progress.best.epoch
+        if not path.exists():
+            if recorded:
+                raise CheckpointError(
+                    f"{path} is missing, but checkpoints/last.pt records a best epoch"
+                    f" ({recorded}); restore it or start a new run"
+                )
+            return {}
+        best = load_checkpoint(path)
+        if best["epoch"] < recorded:
+            raise CheckpointError(
+                f"{path} holds epoch {best['epoch']}, but checkpoints/last.pt records the best"
+                f" at epoch {recorded}: the two disagree; restore them or start a new run"
+            )
+        return best["model_state"] if best["epoch"] == recorded else {}
 
     def fit(self, stop: StopRequest) -> None:
         """Epochs from where the progress stands until max_epochs or early stopping."""
@@ -186,12 +213,12 @@ class Training:
         progress.epoch, progress.batch_in_epoch = epoch, 0
         progress.shuffle_state = self.trainee.shuffle.get_state()
         progress.sums = EpochSums.zeros(self.device)
-        self._save("last.pt")
-        if improved:
+        if improved:  # best.pt first: the last.pt that records it must never precede it
             self._save("best.pt")
             self.best_state = {
                 k: v.detach().clone() for k, v in self.trainee.model.state_dict().items()
             }
+        self._save("last.pt")
         if self.tensorboard is not None:
             self.tensorboard.epoch(row)
         if self.world.is_main:
@@ -228,6 +255,16 @@ class Training:
                 self.trainee, self.progress, self.values, self.data, self.spec
             )
             save_checkpoint(payload, self.checkpoints / name)
+            self._mark_latest()
+
+    def _mark_latest(self) -> None:
+        if (
+            self.world.is_main
+            and not self.latest_marked
+            and (self.checkpoints / "last.pt").exists()
+        ):
+            mark_latest(self.run_dir)
+            self.latest_marked = True
 
     def _score(self, split: Any) -> dict[str, float]:
         return evaluate_split(

@@ -11,9 +11,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from lstm_cli.common.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
+from lstm_cli.common.errors import EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED
 
-EXIT_CODES = {signal.SIGTERM: EXIT_TERMINATED, signal.SIGINT: EXIT_INTERRUPTED}
+# SIGHUP (a closed terminal or ssh session) stops a run as gracefully as SIGTERM does.
+EXIT_CODES = {
+    signal.SIGTERM: EXIT_TERMINATED,
+    signal.SIGINT: EXIT_INTERRUPTED,
+    signal.SIGHUP: EXIT_HANGUP,
+}
 
 
 class StopRequest:

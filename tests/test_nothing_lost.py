@@ -1,0 +1,218 @@
+"""Nothing lost: a run directory is owned by one run, its checkpoints agree after a kill at
+any point, and `latest`, sweep job names and `report` never point at or hide the wrong run.
+
+Kill points are injected deterministically: the training runs in a subprocess whose
+`save_checkpoint` is wrapped to end the process (as SIGKILL would, no cleanup) right after a
+chosen write, so the window between two writes is hit every time, not by timing luck.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import SCRIPT, assert_clean_error, cli_env, read_json, run_cli
+
+from lstm_cli.common.atomic import remove_leftovers
+from lstm_cli.common.errors import ConfigError
+from lstm_cli.runs.ownership import exclusive, lock_holder
+
+SMALL = ("model=tiny", "trainer.max_epochs=3", "trainer.num_threads=1")
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def killed_after_writing(workdir: Path, name: str, epoch: int, *args: str) -> int:
+    """`lstm-train train ARGS`, ended without any cleanup right after checkpoint `name` of
+    `epoch` is written (epoch 0: before the first checkpoint is written at all)."""
+    probe = textwrap.dedent(
+        f"""
+        import os, sys
+        import lstm_cli.training.loop as loop
+        from lstm_cli.cli.main import main
+        original = loop.save_checkpoint
+        def save_then_die(payload, path):
+            if {epoch} == 0:
+                os._exit(137)
+            original(payload, path)
+            if path.name == {name!r} and payload["epoch"] == {epoch}:
+                os._exit(137)
+        loop.save_checkpoint = save_then_die
+        main(["train", *{list(args)!r}])
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=workdir, env=cli_env(), capture_output=True
+    )
+    return result.returncode
+
+
+def test_a_second_run_into_the_same_directory_is_refused_and_the_first_kept(tmp_path):
+    first = run_cli("train", *SMALL, "hydra.run.dir=runs/nightly", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = snapshot(tmp_path / "runs/nightly")
+    again = run_cli("train", *SMALL, "hydra.run.dir=runs/nightly", cwd=tmp_path)
+    assert_clean_error(again, 2, "hydra.run.dir=runs/nightly", "already holds a run", "resume=")
+    assert snapshot(tmp_path / "runs/nightly") == before
+    longer = [*SMALL[:1], "trainer.max_epochs=4", *SMALL[2:], "resume=runs/nightly"]
+    resumed = run_cli("train", *longer, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_json(tmp_path / "runs/nightly/results.json")["epochs_completed"] == 4
+
+
+def test_a_live_run_holds_its_directory_against_a_second_writer(tmp_path):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom pathlib import Path\n"
+            "from lstm_cli.runs.ownership import exclusive\n"
+            "with exclusive(Path(sys.argv[1])):\n    print('held', flush=True)\n"
+            "    time.sleep(60)\n",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert lock_holder(tmp_path) == holder.pid
+        with (
+            pytest.raises(ConfigError, match=f"in use by a running lstm-train \\(pid {holder.pid}"),
+            exclusive(tmp_path),
+        ):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lock_holder(tmp_path) is None, "the kernel releases a dead holder's lock"
+    with exclusive(tmp_path):
+        assert lock_holder(tmp_path) is None or lock_holder(tmp_path) == os.getpid()
+
+
+def test_resuming_a_run_that_is_still_training_is_refused(tmp_path):
+    process = subprocess.Popen(
+        [str(SCRIPT), "train", "dataset=sine", "model=tiny", "trainer.max_epochs=500"],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob("outputs/train/*/checkpoints/last.pt")):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.05)
+        run_dir = next(tmp_path.glob("outputs/train/*/checkpoints/last.pt")).parents[1]
+        result = run_cli("train", "dataset=sine", "model=tiny", f"resume={run_dir}", cwd=tmp_path)
+        assert_clean_error(result, 2, "in use by a running lstm-train", f"pid {process.pid}")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+
+@pytest.mark.parametrize("kill_after", ["best.pt", "last.pt"])
+def test_a_kill_between_the_checkpoint_writes_resumes_to_the_same_best_and_results(
+    tmp_path, kill_after
+):
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    assert run_cli("train", *SMALL, cwd=whole).returncode == 0
+    expected = (whole / "outputs/train/latest").resolve()
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    assert killed_after_writing(killed, kill_after, 3, *SMALL) == 137  # the last, best epoch
+    run_dir = next((killed / "outputs/train").glob("20*"))
+    resumed = run_cli("train", *SMALL, f"resume={run_dir}", cwd=killed)
+    assert resumed.returncode == 0, resumed.stderr
+    for name in ("best.pt", "last.pt"):
+        ours = torch.load(run_dir / "checkpoints" / name, weights_only=True)
+        theirs = torch.load(expected / "checkpoints" / name, weights_only=True)
+        assert ours["epoch"] == theirs["epoch"], name
+        for key, tensor in theirs["model_state"].items():
+            assert torch.equal(ours["model_state"][key], tensor), (name, key)
+    results, reference = read_json(run_dir / "results.json"), read_json(expected / "results.json")
+    assert results["best_epoch"] == reference["best_epoch"]
+    assert results["test"] == reference["test"]
+
+
+def test_latest_moves_only_to_a_run_that_has_a_checkpoint(tmp_path):
+    assert run_cli("train", *SMALL, cwd=tmp_path).returncode == 0
+    good = (tmp_path / "outputs/train/latest").resolve()
+    assert killed_after_writing(tmp_path, "last.pt", 0, *SMALL) == 137
+    assert (tmp_path / "outputs/train/latest").resolve() == good
+    evaluated = run_cli("evaluate", "run_dir=outputs/train/latest", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+
+
+def test_sweep_job_directories_stay_inside_the_sweep(tmp_path):
+    result = run_cli(
+        "train", "-m", *SMALL[:2], "trainer.max_epochs=1", "dataset.name=../../../escape/x,ok",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    sweep = next((tmp_path / "outputs/multirun").iterdir())
+    jobs = sorted(path.name for path in sweep.iterdir() if path.is_dir())
+    assert len(jobs) == 2 and all("/" not in job and ".." not in job for job in jobs)
+    assert all((sweep / job / "results.json").is_file() for job in jobs)
+    assert not list(tmp_path.rglob("escape")), "a job directory escaped its sweep"
+    overrides = (sweep / jobs[0] / ".hydra/overrides.yaml").read_text()
+    assert "../../../escape/x" in overrides, "the full override is kept"
+
+
+def test_sighup_stops_a_run_like_sigterm(tmp_path):
+    process = subprocess.Popen(
+        [str(SCRIPT), "train", "dataset=sine", "model=tiny", "trainer.max_epochs=500"],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("outputs/train/*/checkpoints/last.pt")):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    process.send_signal(signal.SIGHUP)
+    assert process.wait(timeout=60) == 129
+    assert "interrupted by SIGHUP" in process.stderr.read()
+    run_dir = (tmp_path / "outputs/train/latest").resolve()
+    assert read_json(run_dir / "status.json")["status"] == "interrupted"
+
+
+def test_temporary_files_of_interrupted_writes_are_removed(tmp_path):
+    (tmp_path / "last.pt").write_bytes(b"kept")
+    leftovers = [tmp_path / ".last.pt.abc123", tmp_path / ".best.pt.x9"]
+    for path in leftovers:
+        path.write_bytes(b"half a checkpoint")
+    (tmp_path / ".unrelated").write_text("mine")
+    assert sorted(remove_leftovers(tmp_path, ("last.pt", "best.pt"))) == sorted(leftovers)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".unrelated", "last.pt"]
+
+
+def test_report_skips_a_damaged_run_and_names_it(tmp_path):
+    assert run_cli("train", *SMALL, cwd=tmp_path).returncode == 0
+    assert run_cli("train", *SMALL, "optimizer.lr=0.01", cwd=tmp_path).returncode == 0
+    damaged = sorted((tmp_path / "outputs/train").glob("20*"))[0]
+    (damaged / "results.json").write_text("[1, 2]\n")
+    with (damaged / "metrics.csv").open("a") as stream:
+        stream.write("4,0.3x")
+    result = run_cli("report", "outputs", "format=json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)) == 1
+    assert f"warning: skipped {damaged.relative_to(tmp_path)}: damaged" in result.stderr
