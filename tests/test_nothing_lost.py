@@ -216,3 +216,42 @@ def test_report_skips_a_damaged_run_and_names_it(tmp_path):
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)) == 1
     assert f"warning: skipped {damaged.relative_to(tmp_path)}: damaged" in result.stderr
+
+
+def test_evaluate_scores_the_file_trained_on_from_any_directory_and_warns_when_it_changed(
+    tmp_path,
+):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "s.csv").write_text("t,y\n" + "".join(f"{t},{10 + t % 7 + t / 9}\n" for t in range(80)))
+    forecast = ("dataset=csv_forecast", "dataset.path=s.csv", "dataset.target=y")
+    assert run_cli("train", *SMALL, *forecast, cwd=data).returncode == 0
+    run_dir = (data / "outputs/train/latest").resolve()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "s.csv").write_text("t,y\n" + "".join(f"{t},{t * 100}\n" for t in range(80)))
+    here = run_cli("evaluate", f"run_dir={run_dir}", cwd=data)
+    there = run_cli("evaluate", f"run_dir={run_dir}", cwd=elsewhere)
+    assert here.returncode == there.returncode == 0, there.stderr
+    scored = [
+        read_json(next(d.glob("outputs/evaluate/20*/metrics.json"))) for d in (data, elsewhere)
+    ]
+    assert scored[0]["metrics"] == scored[1]["metrics"], "the same file, wherever evaluate runs"
+    assert scored[1]["data_files"]["dataset.path"]["path"] == str((data / "s.csv").resolve())
+    assert not scored[1]["warnings"] or "not the file" not in scored[1]["warnings"][0]
+    (data / "s.csv").write_text("t,y\n" + "".join(f"{t},{20 + t % 5}\n" for t in range(80)))
+    changed = run_cli("evaluate", f"run_dir={run_dir}", cwd=elsewhere)
+    assert changed.returncode == 0, changed.stderr
+    said = changed.stdout + changed.stderr
+    assert "dataset.path=" in said and "is not the file this model was trained on" in said
+
+
+def test_a_checkpoint_saved_before_newer_keys_existed_still_evaluates(tmp_path, trained_airline):
+    """Keys added to conf/ since a run was saved come from today's YAML, not a schema."""
+    best = trained_airline / "outputs/train/latest/checkpoints/best.pt"
+    payload = torch.load(best, weights_only=True)
+    del payload["config"]["hparams_search"], payload["config"]["trainer"]["min_steps"]
+    del payload["config"]["model"]["pooling"]
+    torch.save(payload, tmp_path / "old.pt")
+    result = run_cli("evaluate", "checkpoint=old.pt", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr

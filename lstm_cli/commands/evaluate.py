@@ -18,6 +18,7 @@ from lstm_cli.common.runtime import resolve_device
 from lstm_cli.config.schema import EvaluateConfig
 from lstm_cli.config.validate import build, resolve
 from lstm_cli.data import load_dataset
+from lstm_cli.data.files import changed_files, fingerprints
 from lstm_cli.reporting.split_plots import plot_split
 from lstm_cli.runs.inference import load_trained
 from lstm_cli.runs.rundir import checkpoint_path, current_run_dir, mark_latest, write_json_atomic
@@ -40,7 +41,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     split = getattr(data, options.split)
     scores = evaluate_split(trained.model, split, data, loss_fn, options.batch_size, device)
     comparison = compare(scores, data, split, loss_fn, options.batch_size)
-    warnings = warnings_for(comparison, options.split, trained.task)
+    data_files = fingerprints(trained.config.dataset)
+    warnings = changed_files(trained.preprocessing.get("data_files", {}), data_files)
+    warnings += warnings_for(comparison, options.split, trained.task)
     metrics = {f"{options.split}/{name}": value for name, value in scores.items()}
     write_json_atomic(
         run_dir / "metrics.json",
@@ -50,6 +53,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             "dataset": trained.config.dataset.name,
             "task": trained.task,
             "split": options.split,
+            "data_files": data_files,
             "samples": len(split),
             "metrics": metrics,
             **comparison.to_dict(options.split),

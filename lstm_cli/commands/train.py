@@ -23,6 +23,7 @@ from lstm_cli.common.distributed import World, join_process_group, leave_process
 from lstm_cli.common.errors import Interrupted, describe
 from lstm_cli.config.checks import validate_train_config
 from lstm_cli.config.validate import resolve
+from lstm_cli.data.files import absolute_paths
 from lstm_cli.reporting import plots
 from lstm_cli.reporting.summary import show_results, show_start
 from lstm_cli.runs.checkpoint import load_checkpoint
@@ -49,6 +50,7 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, started: float) -> floa
     training: Training | None = None
     try:
         values = resolve(cfg)
+        values["dataset"] = absolute_paths(values["dataset"])  # the run names its files
         config, _ = validate_train_config(values)
         resumed = load_checkpoint(run_dir / "checkpoints" / "last.pt") if config.resume else None
         if resumed is not None:

@@ -193,12 +193,21 @@ def dotted_keys(values: Any, prefix: str = "") -> dict[str, Any]:
 def composed(command: str, overrides: list[str] | None = None) -> dict[str, Any]:
     """The config a command would run with, composed from conf/ by Hydra outside an app
     (for code that builds configs itself: tests, benchmarks), as plain resolved values."""
+    return resolve(_compose(command, overrides or []))
+
+
+def _compose(command: str, overrides: list[str]) -> Any:
+    """Hydra's composition of conf/<command>.yaml; inside a running app, through its own
+    initialised Hydra (which searches the same conf/)."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
     from lstm_cli.common.paths import config_dir
 
+    if GlobalHydra.instance().is_initialized():
+        return compose(command, overrides)
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        return resolve(compose(command, overrides or []))
+        return compose(command, overrides)
 
 
 def option_config(group: str, option: str, **values: Any) -> Any:
@@ -213,3 +222,19 @@ def option_config(group: str, option: str, **values: Any) -> Any:
     own = loaded.get(group, loaded)  # a preset (`@package _global_`) nests its group's keys
     own.pop("defaults", None)
     return build_variant(group, {**own, **values})
+
+
+def completed(saved: dict[str, Any]) -> dict[str, Any]:
+    """A train config saved by an earlier lstm-train, its keys added since filled from
+    today's conf/ (the options it chose, composed by Hydra): the one source of defaults
+    also completes old checkpoints, which are otherwise read exactly as saved."""
+    from omegaconf import OmegaConf
+
+    chosen = [
+        f"{group}={saved[group][selector]}"
+        for group, (selector, _) in VARIANT_GROUPS.items()
+        if isinstance(saved.get(group), dict) and isinstance(saved[group].get(selector), str)
+    ]
+    base = _compose("train", chosen)
+    OmegaConf.set_struct(base, False)
+    return resolve(OmegaConf.merge(base, saved))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,46 @@ def resolve_path(spec: str, key: str) -> Path:
     if not path.is_file():
         raise DataError(f"{key}={spec}: no such file")
     return path
+
+
+DATA_FILE_KEYS = ("path", "val_path", "test_path")
+
+
+def absolute_paths(dataset: dict) -> dict:
+    """The dataset keys with every file path made absolute, so that a saved run names the
+    same files from any directory (embedded files and unset keys stay as they are)."""
+    fixed = dict(dataset)
+    for key in DATA_FILE_KEYS:
+        spec = fixed.get(key)
+        if isinstance(spec, str) and spec and not spec.startswith(EMBEDDED_PREFIX):
+            fixed[key] = str(Path(spec).expanduser().absolute())
+    return fixed
+
+
+def fingerprints(dataset: object) -> dict[str, dict[str, str]]:
+    """Each data file a dataset config names, with the sha256 of its content: what a
+    saved run was trained on, to compare with what evaluate reads later."""
+    found = {}
+    for key in DATA_FILE_KEYS:
+        spec = getattr(dataset, key, None)
+        if spec:
+            path = resolve_path(spec, f"dataset.{key}")
+            digest = hashlib.sha256()
+            with path.open("rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
+            found[f"dataset.{key}"] = {"path": str(path.resolve()), "sha256": digest.hexdigest()}
+    return found
+
+
+def changed_files(trained_on: dict, now: dict) -> list[str]:
+    """A warning line for each file whose content differs from the one trained on."""
+    return [
+        f"{key}={now[key]['path']} is not the file this model was trained on (sha256"
+        f" {before['sha256'][:12]} then, {now[key]['sha256'][:12]} now)"
+        for key, before in trained_on.items()
+        if key in now and now[key]["sha256"] != before["sha256"]
+    ]
 
 
 @dataclass

@@ -12,7 +12,7 @@ from torch import Tensor
 from lstm_cli.common.errors import CheckpointError, ConfigError
 from lstm_cli.config.schema import TrainConfig
 from lstm_cli.config.tasks import Task
-from lstm_cli.config.validate import build
+from lstm_cli.config.validate import build, completed
 from lstm_cli.model.network import LSTMNetwork, ModelSpec
 from lstm_cli.runs.checkpoint import load_checkpoint
 
@@ -31,7 +31,7 @@ def load_trained(path: Path, device: torch.device) -> TrainedModel:
     """Rebuild the network of a checkpoint and load its weights, or say what does not fit."""
     payload = load_checkpoint(path)
     try:
-        config = build(TrainConfig, with_split_seed(payload["config"]))
+        config = build(TrainConfig, completed(with_split_seed(payload["config"])))
         spec = ModelSpec(**payload["model_spec"])
     except (ConfigError, TypeError) as err:
         raise CheckpointError(f"{path}: written by an incompatible lstm-train ({err})") from err

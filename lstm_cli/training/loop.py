@@ -31,6 +31,7 @@ from lstm_cli.common.runtime import peak_memory_mib, resolve_device, seed_everyt
 from lstm_cli.config.schema import TrainConfig
 from lstm_cli.data import load_dataset
 from lstm_cli.data.batching import batch_order
+from lstm_cli.data.files import fingerprints
 from lstm_cli.data.placement import place
 from lstm_cli.model.network import LSTMNetwork, ModelSpec
 from lstm_cli.runs.checkpoint import load_checkpoint, save_checkpoint
@@ -81,6 +82,8 @@ class Training:
         seed_everything(trainer.seed)
         fitted = resumed["preprocessing"] if resumed else None
         data = load_dataset(config.dataset, fitted=fitted)
+        if resumed is None:  # what this run trains on, for evaluate to compare with later
+            data.preprocessing["data_files"] = fingerprints(config.dataset)
         self.data, self.data_on_device = place(data, self.device, config.data.on_device)
         self.spec = ModelSpec.of(config.model, self.data)
         model = LSTMNetwork(self.spec, packed=config.data.packed).to(self.device)
