@@ -10,8 +10,10 @@ kind, also run as the real `lstm-train` process, for the exit code a shell sees.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +56,18 @@ def npz(**arrays: object) -> Callable[[Path], None]:
     return lambda path: np.savez(path, **arrays)
 
 
+def declaring_terabytes(path: Path) -> None:
+    """An .npz whose 'x' header declares 8 TB that the file does not hold: what a
+    decompression bomb looks like to a reader that trusts the header."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**4, 100)}
+    )
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x.npy", header.getvalue())
+        archive.writestr("y.npy", header.getvalue())
+
+
 def damaged(how: str) -> Callable[[Path, Path], None]:
     """A checkpoint made from the trained forecaster's, damaged in one way."""
 
@@ -73,6 +87,8 @@ def damaged(how: str) -> Callable[[Path, Path], None]:
             payload = torch.load(good, weights_only=True)
             if how == "newer":
                 payload["format_version"] = 99
+            elif how == "huge":  # a crafted spec that would allocate without end
+                payload["model_spec"]["num_layers"] = 10**9
             else:  # incompatible: the spec says another size than the weights have
                 payload["model_spec"]["hidden_size"] = 48
             torch.save(payload, path)
@@ -110,6 +126,19 @@ CASES: dict[str, Case] = {
         ("kept.csv", "predict.overwrite"),
         {"s.csv": SERIES, "kept.csv": "precious\n"},
     ),
+    "predict to a picture name": Case(
+        ("predict", "run_dir={run}", "input=s.csv", "output=f.png"),
+        2,
+        ("output=f.png", "name a .csv file"),
+        {"s.csv": SERIES},
+    ),
+    "predict over a dangling link": Case(
+        ("predict", "run_dir={run}", "input=s.csv", "output=out.csv"),
+        2,
+        ("out.csv exists", "predict.overwrite"),
+        {"s.csv": SERIES, "out.csv": lambda path: path.symlink_to("nowhere.csv")},
+    ),
+    "unquoted tilde": Case(("train", "dataset.path=~/x.csv"), 2, ("quote the value",)),
     "predict temperature": Case(
         ("predict", "run_dir={run}", "predict.temperature=0"),
         2,
@@ -264,6 +293,12 @@ CASES: dict[str, Case] = {
         ("s.txt", "fewer than seq_len+1=101"),
         {"s.txt": "short text " * 12},
     ),
+    "feature too large to scale": Case(
+        SEQUENCES,
+        1,
+        ("column 'v'", "too large to scale"),
+        {"q.csv": sequences(["a", "b"] * 6).replace("s0,0,0.0,a", "s0,0,1e308,a")},
+    ),
     # --- npz files ---
     "npz not a zip": Case(
         ("train", "dataset=npz", "dataset.path=a.npz", *SMALL),
@@ -301,6 +336,24 @@ CASES: dict[str, Case] = {
         ("a.npz", "not a readable .npz"),
         {"a.npz": npz(x=np.array([{"a": 1}], dtype=object), y=np.zeros(1))},
     ),
+    "npz complex": Case(
+        ("train", "dataset=npz", "dataset.path=a.npz", *SMALL),
+        1,
+        ("a.npz, array 'x'", "complex128", "real numbers"),
+        {"a.npz": npz(x=np.zeros((10, 5, 2), dtype=complex), y=np.arange(10) % 2)},
+    ),
+    "npz empty": Case(
+        ("train", "dataset=npz", "dataset.path=a.npz", *SMALL),
+        1,
+        ("a.npz, array 'x'", "no sequences"),
+        {"a.npz": npz(x=np.zeros((0, 5, 2)), y=np.zeros(0))},
+    ),
+    "npz bomb": Case(
+        ("train", "dataset=npz", "dataset.path=a.npz", *SMALL),
+        1,
+        ("a.npz", "declare", "GiB, more than"),
+        {"a.npz": declaring_terabytes},
+    ),
     # --- checkpoints ---
     **{
         f"checkpoint {how}": Case(
@@ -314,6 +367,7 @@ CASES: dict[str, Case] = {
             "crafted": "refused",
             "newer": "format 99 is newer",
             "incompatible": "the weights do not fit",
+            "huge": "the weights do not fit",
         }.items()
     },
 }

@@ -123,3 +123,14 @@ def test_month_stamps_continue_in_months():
 def test_dates_continue_at_their_usual_step():
     index = TimeIndex.parse(["2024-02-27", "2024-02-28", "2024-02-29"], "day", str)
     assert index.future(2) == ["2024-03-01", "2024-03-02"]
+
+
+def test_numeric_labels_are_one_class_however_spelled_and_a_bom_hides_no_column(tmp_path):
+    path = tmp_path / "q.csv"
+    spellings = ["0.5", "0.50", "1", "1.0"]
+    rows = [f"s{n},{step},{n + step},{spellings[n % 4]}" for n in range(12) for step in range(3)]
+    path.write_text("\ufeffid,step,v,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    config = option_config("dataset", "csv_sequences", path=str(path), id_column="id")
+    data = load_dataset(config)
+    assert data.preprocessing["classes"] == ["0.5", "1"]
+    assert data.preprocessing["features"] == ["v"]

@@ -19,6 +19,7 @@ from lstm_cli.common.errors import (
     EXIT_USAGE,
     USER_FULL_ERROR_ENV,
     exit_for,
+    one_line,
     wants_traceback,
 )
 
@@ -111,10 +112,15 @@ def run_command(command: str, args: list[str]) -> int:
 
 
 def _suggestion(command: str, err: BaseException) -> str:
-    """` (did you mean trainer.max_epochs?)` after Hydra's error for a misspelled override."""
+    """A hint after Hydra's error: ` (did you mean trainer.max_epochs?)` for a misspelled
+    key, how to quote a value that Hydra's override grammar cannot read (`~`, unicode)."""
     from lstm_cli.config.schema import COMMAND_SCHEMAS
     from lstm_cli.config.validate import closest_key
 
+    unreadable = re.search(r"LexerNoViableAltException: ([\w.]+)=([^;]*);", one_line(err))
+    if unreadable:
+        key, value = unreadable.groups()
+        return f" (quote the value: '{key}=\"{value}\"')"
     typo = re.search(r"Could not override '([^']+)'", str(err))
     close = typo and closest_key(COMMAND_SCHEMAS[command], typo.group(1))
     return f" (did you mean {close}?)" if close else ""

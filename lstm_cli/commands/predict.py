@@ -46,6 +46,11 @@ def run(cfg: DictConfig) -> str:
     default_name = "predictions.txt" if language_model else "predictions.csv"
     output = Path(options.output).expanduser() if options.output else run_dir / default_name
     draws = options.predict.plot and trained.task == "forecasting"
+    if output.suffix.lower() == ".png":
+        raise ConfigError(
+            f"output={options.output}: predictions are a CSV (or text) file, not a picture;"
+            " name a .csv file (the forecast picture is drawn beside it as <name>.png)"
+        )
     picture = output.with_suffix(".png") if draws else None
     refuse_to_replace([output, picture], options.predict.overwrite, "predict.overwrite")
     if not language_model and not options.input:

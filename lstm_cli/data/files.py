@@ -81,7 +81,7 @@ class CsvTable:
     def read(cls, path: Path) -> CsvTable:
         rows, lines = [], []
         try:
-            with path.open(newline="", encoding="utf-8") as handle:
+            with path.open(newline="", encoding="utf-8-sig") as handle:  # a BOM is no name
                 reader = csv.reader(handle)
                 for record in reader:
                     if record:

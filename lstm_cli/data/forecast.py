@@ -169,7 +169,7 @@ def prepare_series(
         state |= {"window": cut.window, "horizon": cut.horizon, "transform": transform}
         state["scaler"] = identity_scaler(values.shape[1])
         train_part = encode(values[:train_end], state, where)
-        state["scaler"] = Scaler.fit(cut.scaler, train_part).to_dict()
+        state["scaler"] = Scaler.fit(cut.scaler, train_part, state["columns"]).to_dict()
         state["naive_scale"] = naive_scale([values[:train_end, target_index]], state["season"])
     series = encode(values, state, where).float()
     window, horizon = state["window"], state["horizon"]

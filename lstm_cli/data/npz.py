@@ -7,6 +7,7 @@ optional `lengths` [N] (1..T; steps past a sequence's length are padding). Loade
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from lstm_cli.data.splits import PreparedData
 def read_npz(path: Path, need_labels: bool, features: int | None = None) -> RawSequences:
     """Check and convert the arrays; every inconsistency names the file and the array."""
     try:
+        check_declared_sizes(path, memory_available())
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
@@ -32,8 +34,13 @@ def read_npz(path: Path, need_labels: bool, features: int | None = None) -> RawS
     if "x" not in arrays:
         raise DataError(f"{path}: no array 'x'; arrays are: {', '.join(arrays) or 'none'}")
     x = arrays["x"]
-    if x.ndim != 3 or not np.issubdtype(x.dtype, np.number):
-        raise DataError(f"{path}, array 'x': shape {x.shape} of {x.dtype}; need numbers [N, T, F]")
+    real = np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
+    if x.ndim != 3 or not real:
+        raise DataError(
+            f"{path}, array 'x': shape {x.shape} of {x.dtype}; need real numbers [N, T, F]"
+        )
+    if not len(x):
+        raise DataError(f"{path}, array 'x': holds no sequences")
     if not np.isfinite(x).all():
         index = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
         raise DataError(f"{path}, array 'x': not a finite number at index {index}")
@@ -62,6 +69,41 @@ def read_npz(path: Path, need_labels: bool, features: int | None = None) -> RawS
     padded *= (torch.arange(steps) < torch.from_numpy(lengths).unsqueeze(1)).unsqueeze(-1)
     ids = [str(i) for i in range(count)]
     return RawSequences(padded, torch.from_numpy(lengths.astype(np.int64)), ids, labels, str(path))
+
+
+HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+def check_declared_sizes(path: Path, limit: int | None) -> None:
+    """Refuse, before anything is decompressed, an archive whose arrays declare more bytes
+    than `limit` (a compression bomb, or data that cannot fit): each array's header gives
+    its shape and type, read from the first bytes of its member."""
+    declared = 0
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            with archive.open(member) as stream:
+                version = np.lib.format.read_magic(stream)
+                read_header = HEADER_READERS.get(version)
+                if read_header is None:  # a format numpy reads itself, checked there
+                    continue
+                shape, _, dtype = read_header(stream)
+            declared += int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if limit is not None and declared > limit:
+        raise DataError(
+            f"{path}: its arrays declare {declared / 2**30:.1f} GiB, more than the"
+            f" {limit / 2**30:.1f} GiB of memory available to load them"
+        )
+
+
+def memory_available() -> int | None:
+    """Bytes of physical memory free now (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def prepare(cfg: NpzDatasetConfig, fitted: dict[str, Any] | None, seed: int) -> PreparedData:

@@ -96,9 +96,8 @@ def prepare(cfg: ForecastDatasetConfig, fitted: dict[str, Any] | None) -> Prepar
         state |= {"window": cut.window, "horizon": cut.horizon, "transform": transform}
         train_parts = [s.values[: len(s.values) - held_out] for s in panel]
         state["scaler"] = identity_scaler(everything.shape[1])
-        state["scaler"] = Scaler.fit(
-            cut.scaler, encode(torch.cat(train_parts), state, where)
-        ).to_dict()
+        train_values = encode(torch.cat(train_parts), state, where)
+        state["scaler"] = Scaler.fit(cut.scaler, train_values, state["columns"]).to_dict()
         state["naive_scale"] = naive_scale(
             [p[:, target_index] for p in train_parts], state["season"]
         )

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
+from lstm_cli.common.errors import DataError
+
 
 @dataclass
 class Scaler:
@@ -17,8 +19,9 @@ class Scaler:
     scale: list[float]
 
     @classmethod
-    def fit(cls, kind: str, values: Tensor) -> Scaler:
-        """Fit on `values` [N, C]; a constant column keeps scale 1 instead of dividing by 0."""
+    def fit(cls, kind: str, values: Tensor, names: list[str] | None = None) -> Scaler:
+        """Fit on `values` [N, C]; a constant column keeps scale 1 instead of dividing by 0.
+        A column whose statistics overflow (values near 1e308) is a DataError naming it."""
         columns = values.shape[-1]
         flat = values.reshape(-1, columns).double()
         if kind == "standard":
@@ -28,6 +31,14 @@ class Scaler:
         else:
             offset, scale = torch.zeros(columns), torch.ones(columns)
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        overflowing = ~(torch.isfinite(offset) & torch.isfinite(scale))
+        if overflowing.any():
+            column = int(overflowing.nonzero()[0])
+            name = names[column] if names else f"number {column + 1}"
+            raise DataError(
+                f"column {name!r}: values too large to scale (its {kind} statistics overflow);"
+                " divide the column by a constant first"
+            )
         return cls(kind, offset.tolist(), scale.tolist())
 
     def transform(self, values: Tensor) -> Tensor:

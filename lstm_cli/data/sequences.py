@@ -8,6 +8,7 @@ statistics of the training sequences' valid steps only.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,8 +86,10 @@ def _one_label_per_sequence(
 
 
 def class_names(labels: list[str], where: str) -> list[str]:
-    """Sorted class names (numerically when they are numbers); one class is an error."""
-    names = sorted(set(labels), key=lambda n: (0, float(n), n) if _is_number(n) else (1, 0, n))
+    """Sorted class names (numerically when they are numbers); one class is an error.
+    Numbers are one class however they are spelled: `0.5` and `0.50`, `1` and `1.0`."""
+    spelled = {canonical_label(label) for label in labels}
+    names = sorted(spelled, key=lambda n: (0, float(n), n) if _is_number(n) else (1, 0, n))
     if len(names) < 2:
         raise DataError(f"{where}: every sequence has label {names[0]!r}; need at least 2 classes")
     return names
@@ -95,7 +98,8 @@ def class_names(labels: list[str], where: str) -> list[str]:
 def encode_labels(labels: list[str], state: dict[str, Any], where: str, ids: list[str]) -> Tensor:
     """Labels -> class ids (classification) or scaled values (regression)."""
     if state["task"] == "classification":
-        known = {name: i for i, name in enumerate(state["classes"])}
+        known = {canonical_label(name): i for i, name in enumerate(state["classes"])}
+        labels = [canonical_label(label) for label in labels]
         for sequence_id, label in zip(ids, labels, strict=True):
             if label not in known:
                 raise DataError(
@@ -242,8 +246,9 @@ def _provisional_labels(labels: list[str], classification: bool) -> Tensor:
     """Integer labels for stratifying (classification) or a dummy (regression)."""
     if not classification:
         return torch.zeros(len(labels), dtype=torch.long)
-    names = {name: i for i, name in enumerate(sorted(set(labels)))}
-    return torch.tensor([names[label] for label in labels])
+    spelled = [canonical_label(label) for label in labels]
+    names = {name: i for i, name in enumerate(sorted(set(spelled)))}
+    return torch.tensor([names[label] for label in spelled])
 
 
 def _fit_scalers(
@@ -252,12 +257,23 @@ def _fit_scalers(
     """Feature statistics over the training sequences' real steps, never their padding."""
     mask = torch.arange(raw.x.shape[1]) < raw.lengths[fit_index].unsqueeze(1)
     valid_steps = raw.x[fit_index][mask]
-    state["scaler"] = Scaler.fit(plan.scaler, valid_steps).to_dict()
+    state["scaler"] = Scaler.fit(plan.scaler, valid_steps, state["features"]).to_dict()
     if plan.task == "regression":
         fit_labels = [raw.labels[i] for i in fit_index]
         fit_ids = [raw.ids[i] for i in fit_index]
         numbers = encode_labels(fit_labels, state, raw.source, fit_ids)
-        state["target_scaler"] = Scaler.fit(plan.scaler, numbers.double()).to_dict()
+        state["target_scaler"] = Scaler.fit(
+            plan.scaler, numbers.double(), [state["label_column"]]
+        ).to_dict()
+
+
+def canonical_label(label: str) -> str:
+    """A class label as one spelling: a number in its shortest exact form (`0.50` -> `0.5`,
+    `1.0` -> `1`), any other text as it is."""
+    if not _is_number(label) or not math.isfinite(float(label)):
+        return label
+    number = float(label)
+    return str(int(number)) if number.is_integer() else repr(number)
 
 
 def _is_number(text: str) -> bool:

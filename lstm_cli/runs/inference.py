@@ -35,6 +35,7 @@ def load_trained(path: Path, device: torch.device) -> TrainedModel:
         spec = ModelSpec(**payload["model_spec"])
     except (ConfigError, TypeError) as err:
         raise CheckpointError(f"{path}: written by an incompatible lstm-train ({err})") from err
+    check_spec_fits_weights(spec, payload["model_state"], path)
     model = LSTMNetwork(spec, packed=config.data.packed)
     try:
         model.load_state_dict(payload["model_state"])
@@ -51,6 +52,27 @@ def load_trained(path: Path, device: torch.device) -> TrainedModel:
         int(payload.get("epoch", 0)),
         path,
     )
+
+
+def check_spec_fits_weights(spec: ModelSpec, state: dict[str, Tensor], path: Path) -> None:
+    """Before building anything: the LSTM a spec describes needs at least 4H(I + H) weights
+    per layer and direction; a spec asking for more than the file holds (a crafted
+    `num_layers=1e9`, a `hidden_size` of gigabytes) is refused without allocating it."""
+    held = sum(t.numel() for t in state.values() if isinstance(t, Tensor))
+    directions = 2 if spec.bidirectional else 1
+    hidden = spec.hidden_size
+    first_input = spec.conv_channels if spec.conv_layers else spec.input_size
+    if spec.token_input and not spec.conv_layers:
+        first_input = spec.embedding_dim
+    needed = 0
+    for layer in range(spec.num_layers):
+        width = first_input if layer == 0 else hidden * directions
+        needed += directions * 4 * hidden * (width + hidden)
+        if needed > held:
+            raise CheckpointError(
+                f"{path}: the weights do not fit the model it describes (its spec needs at"
+                f" least {needed:,} LSTM weights by layer {layer + 1}; the file holds {held:,})"
+            )
 
 
 def with_split_seed(saved: dict[str, Any]) -> dict[str, Any]:

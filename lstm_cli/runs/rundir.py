@@ -23,9 +23,10 @@ def current_run_dir() -> Path:
 
 
 def refuse_to_replace(paths: list[Path | None], overwrite: bool, overwrite_key: str) -> None:
-    """Before any work: an output file that exists is replaced only when asked to."""
+    """Before any work: an output file that exists (or a link, even one to nothing) is
+    replaced only when asked to."""
     for path in paths:
-        if path is not None and path.exists() and not overwrite:
+        if path is not None and (path.exists() or path.is_symlink()) and not overwrite:
             raise ConfigError(f"output={path} exists; set {overwrite_key}=true to replace it")
 
 
