@@ -255,3 +255,49 @@ def test_a_checkpoint_saved_before_newer_keys_existed_still_evaluates(tmp_path, 
     torch.save(payload, tmp_path / "old.pt")
     result = run_cli("evaluate", "checkpoint=old.pt", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def run_patched(workdir: Path, patch: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`lstm-train train ARGS` in a subprocess after running `patch` (which may replace a
+    function of `lstm_cli.training.loop`, imported as `loop`): a deterministic fault."""
+    probe = "import os, signal\nimport lstm_cli.training.loop as loop\n" + textwrap.dedent(patch)
+    probe += f"\nfrom lstm_cli.cli.main import main\nmain(['train', *{list(args)!r}])\n"
+    return subprocess.run(
+        [sys.executable, "-c", probe], cwd=workdir, env=cli_env(), capture_output=True, text=True
+    )
+
+
+def test_a_sigterm_while_the_run_sets_up_records_interrupted(tmp_path):
+    result = run_patched(
+        tmp_path,
+        """
+        setup = loop.Training.__init__
+        def setup_then_sigterm(self, *args):
+            setup(self, *args)
+            os.kill(os.getpid(), signal.SIGTERM)
+        loop.Training.__init__ = setup_then_sigterm
+        """,
+        *SMALL,
+    )
+    assert_clean_error(result, 143, "interrupted by SIGTERM before the first checkpoint")
+    run_dir = next((tmp_path / "outputs/train").glob("20*"))
+    assert read_json(run_dir / "status.json")["status"] == "interrupted"
+
+
+def test_a_second_ctrl_c_stops_at_once_and_records_interrupted(tmp_path):
+    result = run_patched(
+        tmp_path,
+        """
+        step = loop.train_batch
+        def step_then_two_sigints(model, batch, position, *rest):
+            if position == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+            return step(model, batch, position, *rest)
+        loop.train_batch = step_then_two_sigints
+        """,
+        *SMALL,
+    )
+    assert_clean_error(result, 130, "interrupted")
+    run_dir = next((tmp_path / "outputs/train").glob("20*"))
+    assert read_json(run_dir / "status.json")["status"] == "interrupted"

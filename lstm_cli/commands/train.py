@@ -50,14 +50,14 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, started: float) -> floa
     training: Training | None = None
     try:
         values = resolve(cfg)
-        values["dataset"] = absolute_paths(values["dataset"])  # the run names its files
-        config, _ = validate_train_config(values)
+        config, _ = validate_train_config(values)  # errors name the files as they were given
+        values["dataset"] = absolute_paths(values["dataset"])  # saved: found from anywhere
         resumed = load_checkpoint(run_dir / "checkpoints" / "last.pt") if config.resume else None
         if resumed is not None:
             check_resumable(resumed["config"], values)
-        training = Training(config, values, run_dir, resumed, world)
-        show_start(training, resuming=resumed is not None)
-        with stop_on_signals() as stop:
+        with stop_on_signals() as stop:  # from the start: a SIGTERM while loading counts
+            training = Training(config, values, run_dir, resumed, world)
+            show_start(training, resuming=resumed is not None)
             training.fit(stop)
         results = training.finish(started)
         status(run_dir, "finished")  # results.json is written: a kill from here loses nothing
@@ -65,6 +65,9 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, started: float) -> floa
             show_results(training, results)
     except Interrupted as err:
         status(run_dir, "interrupted", error=str(err))
+        raise
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, resumable from last.pt
+        status(run_dir, "interrupted", error="interrupted by a second SIGINT")
         raise
     except BaseException as err:
         status(run_dir, "failed", error=describe(err))

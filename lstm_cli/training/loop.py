@@ -146,6 +146,8 @@ class Training:
     def fit(self, stop: StopRequest) -> None:
         """Epochs from where the progress stands until max_epochs or early stopping."""
         trainer, progress = self.config.trainer, self.progress
+        if stop.signal:  # arrived while the data and model were being set up
+            raise self._interrupted(stop, progress.epoch + 1, progress.batch_in_epoch)
         while progress.epoch < trainer.max_epochs and not self._stopped_early():
             epoch = progress.epoch + 1
             self.trainee.shuffle.set_state(progress.shuffle_state)
@@ -281,6 +283,12 @@ class Training:
         )
 
     def _interrupted(self, stop: StopRequest, epoch: int, done: int) -> Interrupted:
+        if not (self.checkpoints / "last.pt").exists():
+            return Interrupted(
+                f"interrupted by {stop.signal.name} before the first checkpoint; nothing to"
+                " resume: start the run again",
+                stop.exit_code,
+            )
         return Interrupted(
             f"interrupted by {stop.signal.name} in epoch {epoch} after {done} batches;"
             f" checkpoint saved; continue with: lstm-train train resume={self.run_dir}",
