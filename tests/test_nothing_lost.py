@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -301,3 +302,19 @@ def test_a_second_ctrl_c_stops_at_once_and_records_interrupted(tmp_path):
     assert_clean_error(result, 130, "interrupted")
     run_dir = next((tmp_path / "outputs/train").glob("20*"))
     assert read_json(run_dir / "status.json")["status"] == "interrupted"
+
+
+def test_a_full_disk_while_hydra_writes_the_run_directory_is_one_error_naming_it(tmp_path):
+    def tiny_files() -> None:  # any write past 300 bytes fails, as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300, 300))
+
+    result = subprocess.run(
+        [str(SCRIPT), "train", *SMALL],
+        cwd=tmp_path,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        preexec_fn=tiny_files,
+        timeout=120,
+    )
+    assert_clean_error(result, 1, "outputs/train/20", "could not write the run's files")

@@ -105,6 +105,8 @@ def run_command(command: str, args: list[str]) -> int:
             return _report_failed_jobs(sweeps.failed_jobs())
         message, code = exit_for(err, in_job=False)
         hint = _suggestion(command, err) if code == EXIT_USAGE else ""
+        if isinstance(err, OSError) and not err.filename:  # Hydra writing .hydra/ or the log
+            message = f"{_run_dir_being_made()}: could not write the run's files ({message})"
         print(f"error: {message}{hint}", file=sys.stderr)
         return code
     failed = sweeps.failed_jobs()
@@ -124,6 +126,13 @@ def _suggestion(command: str, err: BaseException) -> str:
     typo = re.search(r"Could not override '([^']+)'", str(err))
     close = typo and closest_key(COMMAND_SCHEMAS[command], typo.group(1))
     return f" (did you mean {close}?)" if close else ""
+
+
+def _run_dir_being_made() -> str:
+    """The directory Hydra was setting up when a write failed, if it got that far."""
+    from lstm_cli.cli.validate_callback import RUN_DIR_BEING_MADE
+
+    return RUN_DIR_BEING_MADE[0] if RUN_DIR_BEING_MADE else "the run directory"
 
 
 def _report_failed_jobs(jobs: list[str]) -> int:

@@ -29,6 +29,10 @@ VALIDATORS = {
 }
 
 
+# The directory Hydra makes next, for an error while it writes .hydra/ or the log there.
+RUN_DIR_BEING_MADE: list[str] = []
+
+
 class ValidateBeforeRun(Callback):
     """Hydra turns a callback's exceptions into warnings, so the error leaves as SystemExit."""
 
@@ -46,6 +50,8 @@ class ValidateBeforeRun(Callback):
             values = resolve(OmegaConf.masked_copy(config, job_keys))
             VALIDATORS[config.hydra.job.name](values)
             resuming = bool(values.get("resume"))
+            if single_run:
+                RUN_DIR_BEING_MADE[:] = [str(config.hydra.run.dir)]
             if single_run and not rank_suffix():  # torchrun: rank 0 speaks for the run
                 key = "resume" if resuming else "hydra.run.dir"
                 refuse_foreign_directory(Path(config.hydra.run.dir), key, resuming)

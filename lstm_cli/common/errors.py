@@ -59,7 +59,7 @@ def exit_for(err: BaseException, *, in_job: bool) -> tuple[str, int]:
         return "interrupted", EXIT_INTERRUPTED
     if isinstance(err, LstmCliError):
         return str(err), err.exit_code
-    if isinstance(err, OSError) and err.filename:  # a file, or Hydra making the run dir
+    if isinstance(err, OSError):  # the system refused (a full disk, a file size limit)
         return describe(err), EXIT_RUNTIME
     if in_job:
         return describe(err), EXIT_RUNTIME
@@ -77,6 +77,8 @@ def describe(err: BaseException) -> str:
         return str(err)
     if isinstance(err, OSError) and err.filename:
         return f"{err.filename}: {err.strerror}"
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
     return f"{type(err).__name__}: {err}"
 
 
