@@ -19,6 +19,7 @@ from lstm_cli.common.errors import (
     EXIT_USAGE,
     USER_FULL_ERROR_ENV,
     exit_for,
+    is_system_error,
     one_line,
     wants_traceback,
 )
@@ -105,7 +106,7 @@ def run_command(command: str, args: list[str]) -> int:
             return _report_failed_jobs(sweeps.failed_jobs())
         message, code = exit_for(err, in_job=False)
         hint = _suggestion(command, err) if code == EXIT_USAGE else ""
-        if isinstance(err, OSError) and not err.filename:  # Hydra writing .hydra/ or the log
+        if is_system_error(err) and not err.filename:  # Hydra writing .hydra/ or the log
             message = f"{_run_dir_being_made()}: could not write the run's files ({message})"
         print(f"error: {message}{hint}", file=sys.stderr)
         return code

@@ -59,11 +59,17 @@ def exit_for(err: BaseException, *, in_job: bool) -> tuple[str, int]:
         return "interrupted", EXIT_INTERRUPTED
     if isinstance(err, LstmCliError):
         return str(err), err.exit_code
-    if isinstance(err, OSError):  # the system refused (a full disk, a file size limit)
+    if is_system_error(err):  # the system refused: a missing file, a full disk, a size limit
         return describe(err), EXIT_RUNTIME
     if in_job:
         return describe(err), EXIT_RUNTIME
     return one_line(err), EXIT_USAGE
+
+
+def is_system_error(err: BaseException) -> bool:
+    """An OSError the system raised (it has an errno), not one of Hydra's config errors
+    that subclass IOError (a missing config option)."""
+    return isinstance(err, OSError) and (err.errno is not None or err.filename is not None)
 
 
 def wants_traceback() -> bool:
