@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SCRIPT, cli_env, run_cli
+from conftest import SCRIPT, cli_env, read_json, run_cli
 
 QUICK = ("trainer.max_epochs=1", "model=tiny")
 JOBLIB_SWEEP = ("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
@@ -145,3 +145,46 @@ def test_submitit_local_launcher_runs_the_sweep(tmp_path):
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "outputs/multirun").iterdir())) == 1, "one sweep directory"
     assert len(list(tmp_path.glob("outputs/multirun/*/*/results.json"))) == 2
+
+
+@pytest.mark.slow
+def test_killing_a_joblib_sweep_stops_its_workers_and_a_rerun_resumes_them(tmp_path):
+    """SIGKILL to the sweep's process: each worker notices within a step, checkpoints and
+    records `interrupted`; the same sweep run again into its directory resumes the jobs."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    sweep = [
+        *JOBLIB_SWEEP,
+        "dataset=sine",
+        "dataset.length=20000",
+        "model=tiny",
+        "trainer.max_epochs=2",
+        "trainer.checkpoint_every_steps=5",
+        "optimizer.lr=0.001,0.002",
+        "hydra.sweep.dir=outputs/multirun/nightly",
+    ]
+    parent = subprocess.Popen(
+        [str(SCRIPT), "train", *sweep],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    jobs = tmp_path / "outputs/multirun/nightly"
+    deadline = time.monotonic() + 120
+    while len(list(jobs.glob("*/checkpoints/last.pt"))) < 2:
+        assert time.monotonic() < deadline and parent.poll() is None
+        time.sleep(0.05)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 60
+    while sorted(read_json(j / "status.json")["status"] for j in jobs.glob("*/")) != [
+        "interrupted",
+        "interrupted",
+    ]:
+        assert time.monotonic() < deadline, "the orphaned workers did not stop"
+        time.sleep(0.2)
+    rerun = run_cli("train", *sweep, cwd=tmp_path, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    for job in jobs.glob("*/"):
+        assert read_json(job / "results.json")["epochs_completed"] == 2
+        assert "resuming after epoch" in (job / "train.log").read_text()

@@ -12,6 +12,8 @@ the step, checkpoints and exits 143 or 130. Raises ConfigError, DataError, Check
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -29,10 +31,12 @@ from lstm_cli.reporting.summary import show_results, show_start
 from lstm_cli.runs.checkpoint import load_checkpoint
 from lstm_cli.runs.ownership import exclusive
 from lstm_cli.runs.resume import check_resumable
-from lstm_cli.runs.rundir import current_run_dir
-from lstm_cli.runs.status import write_status
+from lstm_cli.runs.rundir import current_run_dir, in_sweep
+from lstm_cli.runs.status import read_status, write_status
 from lstm_cli.training.loop import Training
 from lstm_cli.training.signals import stop_on_signals
+
+log = logging.getLogger("lstm_cli.train")
 
 
 def run(cfg: DictConfig) -> float:
@@ -45,6 +49,11 @@ def run(cfg: DictConfig) -> float:
 
 
 def _train(cfg: DictConfig, run_dir: Path, world: World, started: float) -> float:
+    last = run_dir / "checkpoints" / "last.pt"
+    rerun = in_sweep() and last.exists()  # a sweep run again into its own directory
+    if rerun and read_status(run_dir).get("status") == "finished":
+        log.info("%s: finished in an earlier run of this sweep; kept as it is", run_dir)
+        return _read_results(run_dir)["best_value"]
     status = write_status if world.is_main else _no_status
     status(run_dir, "running")
     training: Training | None = None
@@ -52,7 +61,7 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, started: float) -> floa
         values = resolve(cfg)
         config, _ = validate_train_config(values)  # errors name the files as they were given
         values["dataset"] = absolute_paths(values["dataset"])  # saved: found from anywhere
-        resumed = load_checkpoint(run_dir / "checkpoints" / "last.pt") if config.resume else None
+        resumed = load_checkpoint(last) if config.resume or rerun else None
         if resumed is not None:
             check_resumable(resumed["config"], values)
         with stop_on_signals() as stop:  # from the start: a SIGTERM while loading counts
@@ -77,6 +86,10 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, started: float) -> floa
             _close(training)
         leave_process_group()
     return training.progress.best.value
+
+
+def _read_results(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / "results.json").read_text())
 
 
 def _close(training: Training) -> None:

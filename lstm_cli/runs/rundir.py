@@ -37,11 +37,16 @@ def mark_latest(run_dir: Path) -> None:
     pointer on the previous good run. Jobs of a multirun sweep are left out: they are
     found through their sweep directory.
     """
+    if not in_sweep():
+        point_latest(run_dir)
+
+
+def in_sweep() -> bool:
+    """Whether this job is one of a multirun sweep's."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    if HydraConfig.get().mode == RunMode.RUN:
-        point_latest(run_dir)
+    return HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def point_latest(run_dir: Path) -> None:

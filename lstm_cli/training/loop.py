@@ -146,7 +146,7 @@ class Training:
     def fit(self, stop: StopRequest) -> None:
         """Epochs from where the progress stands until max_epochs or early stopping."""
         trainer, progress = self.config.trainer, self.progress
-        if stop.signal:  # arrived while the data and model were being set up
+        if stop.requested():  # arrived while the data and model were being set up
             raise self._interrupted(stop, progress.epoch + 1, progress.batch_in_epoch)
         while progress.epoch < trainer.max_epochs and not self._stopped_early():
             epoch = progress.epoch + 1
@@ -168,7 +168,7 @@ class Training:
             if done < len(order):
                 raise self._interrupted(stop, epoch, done)
             self._end_epoch(epoch, time.perf_counter() - started)
-            if stop.signal:
+            if stop.requested():
                 raise self._interrupted(stop, epoch + 1, 0)
 
     def _train_epoch(self, epoch: int, order: list[torch.Tensor], stop: StopRequest) -> int:
@@ -190,7 +190,7 @@ class Training:
                 if self.tensorboard is not None:
                     lr = self.trainee.optimizer.param_groups[0]["lr"]
                     self.tensorboard.step(progress.global_step, loss, grad_norm, lr)
-                stopping = any_rank(stop.signal is not None, self.device)
+                stopping = any_rank(stop.requested(), self.device)
                 if stopping or (every and progress.global_step % every == 0):
                     self._save("last.pt")
                 if stopping:
@@ -285,12 +285,12 @@ class Training:
     def _interrupted(self, stop: StopRequest, epoch: int, done: int) -> Interrupted:
         if not (self.checkpoints / "last.pt").exists():
             return Interrupted(
-                f"interrupted by {stop.signal.name} before the first checkpoint; nothing to"
+                f"interrupted by {stop.cause} before the first checkpoint; nothing to"
                 " resume: start the run again",
                 stop.exit_code,
             )
         return Interrupted(
-            f"interrupted by {stop.signal.name} in epoch {epoch} after {done} batches;"
+            f"interrupted by {stop.cause} in epoch {epoch} after {done} batches;"
             f" checkpoint saved; continue with: lstm-train train resume={self.run_dir}",
             stop.exit_code,
         )
