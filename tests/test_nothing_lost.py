@@ -318,3 +318,21 @@ def test_a_full_disk_while_hydra_writes_the_run_directory_is_one_error_naming_it
         timeout=120,
     )
     assert_clean_error(result, 1, "outputs/train/20", "could not write the run's files")
+
+
+def test_a_disk_that_fills_during_training_gives_one_error_and_no_logging_tracebacks(tmp_path):
+    result = run_patched(
+        tmp_path,
+        """
+        import resource
+        setup = loop.Training.__init__
+        def setup_then_fill_the_disk(self, *args):
+            setup(self, *args)
+            size = (self.run_dir / "train.log").stat().st_size
+            resource.setrlimit(resource.RLIMIT_FSIZE, (size + 10, size + 10))
+        loop.Training.__init__ = setup_then_fill_the_disk
+        """,
+        *SMALL,
+    )
+    assert_clean_error(result, 1, "could not write the checkpoint")
+    assert "Logging error" not in result.stderr

@@ -30,6 +30,9 @@ from lstm_cli.common.paths import config_dir, job_dir_for, run_stamp
 from lstm_cli.runs.resume import config_subdir_for, log_file_for, run_dir_for
 
 log = logging.getLogger("lstm_cli")
+# A log line that cannot be written (a full disk) is dropped: Python's default prints a
+# traceback per line, burying the one `error:` line that says what happened.
+logging.raiseExceptions = False
 
 ENDS_A_SWEEP = {EXIT_HANGUP, EXIT_INTERRUPTED, EXIT_TERMINATED}  # a stopping signal ends a sweep
 

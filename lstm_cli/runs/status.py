@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from datetime import datetime
@@ -11,21 +12,28 @@ from typing import Any
 
 from lstm_cli.runs.rundir import write_json_atomic
 
+log = logging.getLogger("lstm_cli")
+
 STATUS_FILE = "status.json"
 
 
 def write_status(run_dir: Path, status: str, **details: Any) -> None:
-    """Record the run's state, with the process that holds it (to spot a killed run)."""
-    write_json_atomic(
-        run_dir / STATUS_FILE,
-        {
-            "status": status,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "updated": datetime.now().isoformat(timespec="seconds"),
-            **details,
-        },
-    )
+    """Record the run's state, with the process that holds it (to spot a killed run).
+
+    Best effort: on a full disk the run's own error is what the user must see, so a
+    failed status write is logged, never raised over it (report then reads the dead pid
+    of a `running` status as interrupted)."""
+    record = {
+        "status": status,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "updated": datetime.now().isoformat(timespec="seconds"),
+        **details,
+    }
+    try:
+        write_json_atomic(run_dir / STATUS_FILE, record)
+    except OSError as err:
+        log.warning("status.json not updated to %s: %s", status, err)
 
 
 def read_status(run_dir: Path) -> dict[str, Any]:
