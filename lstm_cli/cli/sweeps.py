@@ -30,12 +30,14 @@ def failed_jobs() -> list[str]:
 
 
 class SweepJobs(Callback):
-    """At a sweep's start, its process id goes to the environment the workers inherit (a
-    worker stops when that process is gone); at its end, the jobs whose status.json says
-    failed count too."""
+    """At a sweep's start under joblib, its process id goes to the environment the workers
+    inherit (a worker stops when that process is gone); at its end, the jobs whose
+    status.json says failed count too."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        os.environ[SWEEP_PARENT_ENV] = str(os.getpid())
+        """joblib's workers are this process's children; submitit's jobs are not."""
+        if "joblib" in str(config.hydra.launcher.get("_target_", "")):
+            os.environ[SWEEP_PARENT_ENV] = str(os.getpid())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from lstm_cli.runs.status import read_status

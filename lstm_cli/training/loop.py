@@ -1,15 +1,11 @@
 """The training loop, top to bottom.
 
-Setup: threads, seed, data (split and scaled), model, optimizer, scheduler, loss, the
-progress so far (fresh, or from a checkpoint). Then per epoch: shuffle; per batch, the
-optimizer step (`train_batch`: forward, loss, backward, clip, guarded step), progress,
-a step checkpoint when due, and a look at the stopping signals; then validate, log the
-epoch's row, step the scheduler, checkpoint last (and best), and stop early when the
-monitored metric has stopped improving. Finally the best weights score the test split.
-
-A run killed at any point continues from `checkpoints/last.pt` to the result it would
-have reached: the checkpoint holds the shuffling state of the epoch in progress and how
-many of its batches are done.
+Setup: threads, seed, data, model, optimizer, scheduler, loss, the progress so far (fresh
+or from a checkpoint). Per epoch: shuffle; per batch the optimizer step (`train_batch`),
+progress, a step checkpoint when due, a look at the stopping signals; then validate, log
+the row, step the scheduler, checkpoint best then last, stop early when the monitored
+metric stops improving. Finally the best weights score the test split. A run killed at
+any point continues from `checkpoints/last.pt` to the result it would have reached.
 """
 
 from __future__ import annotations
