@@ -336,3 +336,20 @@ def test_a_disk_that_fills_during_training_gives_one_error_and_no_logging_traceb
     )
     assert_clean_error(result, 1, "could not write the checkpoint")
     assert "Logging error" not in result.stderr
+
+
+def test_a_kill_while_drawing_the_curves_leaves_a_finished_run_finished(tmp_path):
+    result = run_patched(
+        tmp_path,
+        """
+        from lstm_cli.reporting import plots
+        def killed_while_plotting(*args):
+            os._exit(137)
+        plots.learning_curves = killed_while_plotting
+        """,
+        *SMALL,
+    )
+    assert result.returncode == 137
+    run_dir = next((tmp_path / "outputs/train").glob("20*"))
+    assert read_json(run_dir / "status.json")["status"] == "finished"
+    assert read_json(run_dir / "results.json")["epochs_completed"] == 3
