@@ -64,6 +64,7 @@ def test_train_writes_a_complete_run_directory(trained_airline):
     assert results["run_dir"] == str(run_dir)
     assert results["monitor"] == "val/loss" and 1 <= results["best_epoch"] <= 3
     assert results["parameters"] > 0 and results["wall_seconds"] > 0
+    assert 0 < results["data_load_seconds"] < results["wall_seconds"]
     assert set(results["test"]) == {"test/loss", "test/rmse", "test/mae", "test/mape", "test/mase"}
     assert "epoch 3/3" in (run_dir / "train.log").read_text()
 

@@ -77,7 +77,9 @@ class Training:
         self.threads = set_threads(trainer.num_threads)
         seed_everything(trainer.seed)
         fitted = resumed["preprocessing"] if resumed else None
+        loading = time.perf_counter()
         data = load_dataset(config.dataset, fitted=fitted)
+        self.data_load_seconds = round(time.perf_counter() - loading, 3)
         if resumed is None:  # what this run trains on, for evaluate to compare with later
             data.preprocessing["data_files"] = fingerprints(config.dataset)
         self.data, self.data_on_device = place(data, self.device, config.data.on_device)
@@ -93,10 +95,9 @@ class Training:
         self.update = Update(optimizer, config.clip, self.precision, skip_nonfinite=skip)
         self.loss_fn = build_loss(config.loss, self.data.task)
         self.metrics_log = MetricsLog(run_dir / "metrics.csv")
-        wants_tensorboard = config.logger.name == "tensorboard" and world.is_main
-        self.tensorboard = (
-            TensorBoardLog(run_dir, config.logger.every_steps) if wants_tensorboard else None
-        )
+        self.tensorboard: TensorBoardLog | None = None
+        if config.logger.name == "tensorboard" and world.is_main:
+            self.tensorboard = TensorBoardLog(run_dir, config.logger.every_steps)
         if resumed is None:
             self.progress = TrainingProgress(
                 shuffle.get_state(),
@@ -117,12 +118,9 @@ class Training:
         self._mark_latest()
 
     def _agreeing_best(self) -> dict[str, Any]:
-        """best.pt's weights, checked against the best epoch last.pt records.
-
-        best.pt is always written before the last.pt that records it, so after a kill
-        best.pt is that epoch's or, killed between the two writes, the next epoch's, which
-        the resumed run redoes and writes again. Anything else was changed by hand.
-        """
+        """best.pt's weights, checked against the best epoch last.pt records: best.pt is
+        written first, so it is that epoch's or, killed between the writes, the next one's
+        (which the resumed run redoes). Anything else was changed by hand."""
         path, recorded = self.checkpoints / "best.pt", self.progress.best.epoch
         if not path.exists():
             if recorded:
@@ -322,6 +320,7 @@ class Training:
             "warnings": warnings,
             "parameters": sum(p.numel() for p in self.trainee.model.parameters()),
             "wall_seconds": round(time.time() - started, 3),
+            "data_load_seconds": self.data_load_seconds,
             **peak_memory_mib(self.device),
             "best_checkpoint": str((self.checkpoints / "best.pt").resolve()),
             "tool_version": __version__,
