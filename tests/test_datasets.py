@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import read_json
+from conftest import read_json, run_cli
 
 QUICK = ("trainer.max_epochs=2", "model=tiny")
 
@@ -190,3 +190,26 @@ def test_a_panel_series_too_short_for_its_held_out_steps_is_named(cli, tmp_path)
     result = cli(*PANEL, "dataset.val_size=8", "dataset.test_size=8", *QUICK)
     assert result.returncode == 1
     assert "series B have no more than val_size + test_size = 16 steps" in result.stderr
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".feather"])
+def test_parquet_and_feather_files_train_like_their_csv(tmp_path, suffix):
+    import pyarrow as pa
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    rows = [(f"s{n}", step, n * 0.1 + step, "ab"[n % 2]) for n in range(24) for step in range(5)]
+    columns = dict(zip(("id", "step", "v", "label"), zip(*rows, strict=True), strict=True))
+    table = pa.table({name: list(values) for name, values in columns.items()})
+    path = tmp_path / f"q{suffix}"
+    (pq.write_table if suffix == ".parquet" else feather.write_feather)(table, path)
+    (tmp_path / "q.csv").write_text(
+        "id,step,v,label\n" + "".join(f"{i},{s},{v},{lab}\n" for i, s, v, lab in rows)
+    )
+    scores = []
+    for name in (path.name, "q.csv"):
+        args = ("dataset=csv_sequences", f"dataset.path={name}", "dataset.id_column=id")
+        result = run_cli("train", *args, "model=tiny", "trainer.max_epochs=2", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        scores.append(read_json(tmp_path / "outputs/train/latest/results.json")["test"])
+    assert scores[0] == scores[1], "the same data, whatever the format"

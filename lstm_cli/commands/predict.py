@@ -24,10 +24,11 @@ from lstm_cli.config.schema import PredictConfig
 from lstm_cli.config.validate import build, resolve
 from lstm_cli.data import forecast as forecast_data
 from lstm_cli.data import npz, sequences, text
-from lstm_cli.data.files import CsvTable, resolve_path
+from lstm_cli.data.files import resolve_path
 from lstm_cli.data.panel import Series, read_panel
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import SequenceSplit
+from lstm_cli.data.table import Table
 from lstm_cli.reporting import plots
 from lstm_cli.runs.inference import TrainedModel, forecast, generate_text, load_trained
 from lstm_cli.runs.rundir import checkpoint_path, current_run_dir, mark_latest, refuse_to_replace
@@ -134,7 +135,7 @@ def _sequence_rows(
     if state["kind"] == "npz":
         raw = npz.read_npz(path, need_labels=False, features=len(state["features"]))
     else:
-        raw = sequences.read_sequences(CsvTable.read(path), state, need_labels=False)
+        raw = sequences.read_sequences(Table.read(path), state, need_labels=False)
     if raw.labels is not None and state["classes"] is not None:
         sequences.encode_labels(raw.labels, state, raw.source, raw.ids)
     split = SequenceSplit(

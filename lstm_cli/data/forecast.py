@@ -17,10 +17,11 @@ from torch import Tensor
 
 from lstm_cli.common.errors import DataError
 from lstm_cli.config.dataset_schema import ForecastDatasetConfig, SineDatasetConfig
-from lstm_cli.data.files import CsvTable, resolve_path
+from lstm_cli.data.files import resolve_path
 from lstm_cli.data.missing import forward_fill, read_columns
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import PreparedData, WindowSplit
+from lstm_cli.data.table import Table
 from lstm_cli.data.timeindex import TimeIndex
 
 
@@ -71,7 +72,7 @@ def resolve_auto(transform: list[str], values: Tensor) -> list[str]:
 
 def read_series(path: Path, state: dict[str, Any], key: str) -> tuple[Tensor, TimeIndex | None]:
     """The state's columns of a CSV as a [steps, columns] tensor, and its time stamps."""
-    table, values = read_columns(CsvTable.read(path), state["columns"], key, state["missing"])
+    table, values = read_columns(Table.read(path), state["columns"], key, state["missing"])
     values = forward_fill(values, table.where)
     stamps = None
     column = state["time_column"]

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from lstm_cli.common.errors import DataError
-from lstm_cli.data.files import CsvTable
+from lstm_cli.data.table import Table
 
 
-def read_columns(
-    table: CsvTable, columns: list[str], key: str, policy: str
-) -> tuple[CsvTable, Tensor]:
+def read_columns(table: Table, columns: list[str], key: str, policy: str) -> tuple[Table, Tensor]:
     """Numeric columns as [rows, columns] float64, after the policy's first step.
 
     error: any missing cell is an error naming its line and column. drop: rows with a
@@ -21,13 +20,12 @@ def read_columns(
     for `forward_fill` once the rows are in time order.
     """
     missing_ok = policy != "error"
-    values = torch.tensor(
-        [table.numbers(column, key, missing_ok) for column in columns], dtype=torch.float64
-    ).T
+    numbers = [table.numbers(column, key, missing_ok) for column in columns]
+    values = torch.from_numpy(np.stack(numbers, axis=1))
     if policy == "drop":
         complete = ~values.isnan().any(dim=1)
         if not complete.all():
-            table, values = table.keep(complete.tolist()), values[complete]
+            table, values = table.keep(complete.numpy()), values[complete]
     return table, values
 
 

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from lstm_cli.common.errors import DataError
 from lstm_cli.config.dataset_schema import ForecastDatasetConfig
-from lstm_cli.data.files import CsvTable, resolve_path
+from lstm_cli.data.files import resolve_path
 from lstm_cli.data.forecast import (
     Windowing,
     encode,
@@ -34,6 +34,7 @@ from lstm_cli.data.forecast import (
 from lstm_cli.data.missing import forward_fill, read_columns
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import PanelWindowSplit, PreparedData
+from lstm_cli.data.table import Table
 from lstm_cli.data.timeindex import TimeIndex
 
 
@@ -49,7 +50,7 @@ class Series:
 def read_panel(path: Path, state: dict[str, Any], key: str) -> list[Series]:
     """The state's columns of a long-format CSV, one `Series` per id, in order of first
     appearance; missing cells follow `state["missing"]`, never filled across series."""
-    table, values = read_columns(CsvTable.read(path), state["columns"], key, state["missing"])
+    table, values = read_columns(Table.read(path), state["columns"], key, state["missing"])
     ids = table.strings(state["id_column"], "dataset.id_column")
     rows_of: dict[str, list[int]] = {}
     for row, series_id in enumerate(ids):

@@ -17,10 +17,11 @@ from torch import Tensor
 
 from lstm_cli.common.errors import DataError
 from lstm_cli.config.dataset_schema import SequenceDatasetConfig
-from lstm_cli.data.files import CsvTable, resolve_path
+from lstm_cli.data.files import resolve_path
 from lstm_cli.data.missing import forward_fill, read_columns
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import PreparedData, SequenceSplit
+from lstm_cli.data.table import Table
 
 AUTO_STEP = "auto"
 # What `step_column: auto` looks for, in this order; without one, rows are in file order.
@@ -38,7 +39,7 @@ class RawSequences:
     source: str
 
 
-def read_sequences(table: CsvTable, state: dict[str, Any], need_labels: bool) -> RawSequences:
+def read_sequences(table: Table, state: dict[str, Any], need_labels: bool) -> RawSequences:
     """Group the rows of a long-format CSV into padded sequences, without a per-row tensor op.
 
     Missing feature cells follow `state["missing"]`; ffill never fills across sequences.
@@ -72,7 +73,7 @@ def read_sequences(table: CsvTable, state: dict[str, Any], need_labels: bool) ->
 
 
 def _one_label_per_sequence(
-    table: CsvTable, column: str, row_ids: list[str], first_row: dict[str, int]
+    table: Table, column: str, row_ids: list[str], first_row: dict[str, int]
 ) -> list[str]:
     labels = table.strings(column, "dataset.label_column")
     for row, (sequence_id, label) in enumerate(zip(row_ids, labels, strict=True)):
@@ -156,12 +157,12 @@ class SplitPlan:
 
 
 def prepare(cfg: SequenceDatasetConfig, fitted: dict[str, Any] | None, seed: int) -> PreparedData:
-    table = CsvTable.read(resolve_path(cfg.path, "dataset.path"))
+    table = Table.read(resolve_path(cfg.path, "dataset.path"))
     state = fitted or _new_state(cfg, table)
     raw = read_sequences(table, state, need_labels=True)
     test_raw = None
     if cfg.test_path:
-        test_table = CsvTable.read(resolve_path(cfg.test_path, "dataset.test_path"))
+        test_table = Table.read(resolve_path(cfg.test_path, "dataset.test_path"))
         test_raw = read_sequences(test_table, state, need_labels=True)
     plan = SplitPlan(cfg.task, cfg.val_fraction, cfg.test_fraction, cfg.scaler)
     return prepare_labelled(raw, test_raw, state, plan, fitted is not None, seed)
@@ -212,7 +213,7 @@ def prepare_labelled(
     )
 
 
-def _new_state(cfg: SequenceDatasetConfig, table: CsvTable) -> dict[str, Any]:
+def _new_state(cfg: SequenceDatasetConfig, table: Table) -> dict[str, Any]:
     """Feature columns are never the id, step or label column, named or found."""
     step_column = cfg.step_column
     if step_column == AUTO_STEP:

@@ -1,0 +1,196 @@
+"""Tables of the user's data, read by Arrow: CSV, Parquet or Feather (Arrow IPC) by suffix.
+
+A CSV's columns are read as text, multi-threaded, into Arrow buffers (no Python object per
+cell), so that ids, time stamps and labels keep their spelling; numeric columns are then
+converted column by column, vectorised. Errors keep the standard of a hand-written reader:
+a missing column lists the columns, and a cell that is not a number names its column and
+line (the line is looked up in the file only when an error needs it).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lstm_cli.common.errors import DataError
+
+MISSING_TEXT = ["", "nan", "na", "n/a", "null", "none"]
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+FEATHER_SUFFIXES = {".feather", ".arrow", ".ipc"}
+
+
+@dataclass
+class Table:
+    """A table's columns (as read), its header, and for each row its position in the file."""
+
+    path: Path
+    header: list[str]
+    data: pa.Table
+    positions: np.ndarray  # 0-based data-row numbers in the file, of the rows kept
+    _lines: list[int] | None = field(default=None, repr=False)
+
+    @classmethod
+    def read(cls, path: Path) -> Table:
+        suffix = path.suffix.lower()
+        try:
+            if suffix in PARQUET_SUFFIXES:
+                import pyarrow.parquet as pq
+
+                data = pq.read_table(path)
+            elif suffix in FEATHER_SUFFIXES:
+                import pyarrow.feather as feather
+
+                data = feather.read_table(path)
+            else:
+                data = _read_csv(path)
+        except UnicodeDecodeError as err:  # in the header, which Arrow hands to Python
+            raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as err:
+            reason = _reason(path, err)
+            joint = ", " if reason.startswith("line ") else ": "
+            raise DataError(f"{path}{joint}{reason}") from None
+        header = [str(name).strip() for name in data.column_names]
+        if data.num_rows == 0:
+            raise DataError(f"{path}: has a header but no data rows")
+        return cls(path, header, data.rename_columns(header), np.arange(data.num_rows))
+
+    def keep(self, mask: np.ndarray) -> Table:
+        """The same table with only the rows where `mask` is true (positions kept)."""
+        if not mask.any():
+            raise DataError(f"{self.path}: no rows left after dropping rows with missing values")
+        kept = self.data.filter(pa.array(mask))
+        return Table(self.path, self.header, kept, self.positions[mask], self._lines)
+
+    def where(self, row: int) -> str:
+        """`file, line N` (CSV) or `file, row N` (Parquet, Feather) of a row."""
+        position = int(self.positions[row])
+        if self.path.suffix.lower() in PARQUET_SUFFIXES | FEATHER_SUFFIXES:
+            return f"{self.path}, row {position + 1}"
+        if self._lines is None:
+            self._lines = _data_lines(self.path)
+        return f"{self.path}, line {self._lines[position]}"
+
+    def index(self, column: str, key: str) -> int:
+        """Position of `column`; a missing one is reported with the columns that exist."""
+        if column not in self.header:
+            raise DataError(
+                f"{self.path}: {key} column {column!r} not found;"
+                f" columns are: {', '.join(self.header)}"
+            )
+        return self.header.index(column)
+
+    def strings(self, column: str, key: str) -> list[str]:
+        return self._text(column, key).to_pylist()
+
+    def numbers(self, column: str, key: str, missing_ok: bool = False) -> np.ndarray:
+        """A numeric column as float64; a cell that is not a number names its line and
+        column. Missing cells (empty, NaN, NA, infinite) are NaN when `missing_ok`, else an
+        error."""
+        raw = self.data.column(self.index(column, key))
+        if pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type):
+            values = pc.cast(raw, pa.float64()).to_numpy(zero_copy_only=False)
+        else:
+            text = self._text(column, key)
+            missing = pc.is_in(pc.utf8_lower(text), value_set=pa.array(MISSING_TEXT))
+            cells = pc.if_else(missing, pa.scalar(None, pa.string()), text)
+            try:
+                values = pc.cast(cells, pa.float64()).to_numpy(zero_copy_only=False)
+            except pa.ArrowInvalid:
+                row = _first_non_number(cells.to_pylist())
+                raise DataError(
+                    f"{self.where(row)}, column {column!r}: {cells[row].as_py()!r} is not a number"
+                ) from None
+        bad = ~np.isfinite(values)
+        if bad.any() and not missing_ok:
+            row = int(np.flatnonzero(bad)[0])
+            shown = self._text(column, key)[row].as_py()
+            raise DataError(
+                f"{self.where(row)}, column {column!r}: missing or infinite value {shown!r}"
+                " (set dataset.missing=drop or ffill to accept it)"
+            )
+        return np.where(bad, math.nan, values)
+
+    def numeric_columns(self, exclude: set[str]) -> list[str]:
+        """Columns (other than `exclude`) whose first row is a number."""
+        numeric = []
+        for name in self.header:
+            if name in exclude:
+                continue
+            try:
+                float(self._text(name, name)[0].as_py())
+            except (TypeError, ValueError):
+                continue
+            numeric.append(name)
+        return numeric
+
+    def _text(self, column: str, key: str) -> pa.ChunkedArray:
+        raw = self.data.column(self.index(column, key))
+        return pc.utf8_trim_whitespace(pc.cast(raw, pa.string()))
+
+
+def _read_csv(path: Path) -> pa.Table:
+    """Every column as text (names from the first line, as Arrow reads them)."""
+    import pyarrow.csv as pv
+
+    names = pv.open_csv(path).schema.names  # reads only the first block
+    return pv.read_csv(
+        path,
+        convert_options=pv.ConvertOptions(
+            column_types={name: pa.string() for name in names}, strings_can_be_null=False
+        ),
+    )
+
+
+def _reason(path: Path, err: Exception) -> str:
+    """Arrow's complaint in the terms of the file: the line of a ragged row, bad UTF-8."""
+    text = str(err).splitlines()[0]
+    if "Empty CSV file" in text:
+        return "the file is empty"
+    if "invalid UTF8" in text or "UTF-8" in text:
+        return "not UTF-8 text"
+    if "Expected" in text and "columns, got" in text:
+        return _ragged_row(path) or f"not a readable table ({text})"
+    return f"not a readable table ({text})"
+
+
+def _ragged_row(path: Path) -> str | None:
+    """The first row whose field count differs from the header's, by its line."""
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        for record in reader:
+            if record and len(record) != len(header):
+                return (
+                    f"line {reader.line_num}: {len(record)} fields where the header has"
+                    f" {len(header)}"
+                )
+    return None
+
+
+def _data_lines(path: Path) -> list[int]:
+    """The line of each data row (blank lines skipped, as Arrow skips them)."""
+    lines = []
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        for record in reader:
+            if record:
+                lines.append(reader.line_num)
+    return lines
+
+
+def _first_non_number(cells: list[str | None]) -> int:
+    for row, cell in enumerate(cells):
+        if cell is None:
+            continue
+        try:
+            float(cell)
+        except ValueError:
+            return row
+    return 0
