@@ -38,14 +38,20 @@ def snapshot(root: Path) -> dict[str, str]:
     }
 
 
+def run_patched(workdir: Path, patch: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`lstm-train train ARGS` in a subprocess after running `patch` (which may replace a
+    function of `lstm_cli.training.loop`, imported as `loop`): a deterministic fault."""
+    probe = "import os, signal\nimport lstm_cli.training.loop as loop\n" + textwrap.dedent(patch)
+    probe += f"\nfrom lstm_cli.cli.main import main\nmain(['train', *{list(args)!r}])\n"
+    return subprocess.run(
+        [sys.executable, "-c", probe], cwd=workdir, env=cli_env(), capture_output=True, text=True
+    )
+
+
 def killed_after_writing(workdir: Path, name: str, epoch: int, *args: str) -> int:
     """`lstm-train train ARGS`, ended without any cleanup right after checkpoint `name` of
     `epoch` is written (epoch 0: before the first checkpoint is written at all)."""
-    probe = textwrap.dedent(
-        f"""
-        import os, sys
-        import lstm_cli.training.loop as loop
-        from lstm_cli.cli.main import main
+    patch = f"""
         original = loop.save_checkpoint
         def save_then_die(payload, path):
             if {epoch} == 0:
@@ -54,13 +60,25 @@ def killed_after_writing(workdir: Path, name: str, epoch: int, *args: str) -> in
             if path.name == {name!r} and payload["epoch"] == {epoch}:
                 os._exit(137)
         loop.save_checkpoint = save_then_die
-        main(["train", *{list(args)!r}])
         """
+    return run_patched(workdir, patch, *args).returncode
+
+
+def long_training(workdir: Path) -> tuple[subprocess.Popen[str], Path]:
+    """A 500-epoch run in the background, once its first checkpoint is written."""
+    process = subprocess.Popen(
+        [str(SCRIPT), "train", "dataset=sine", "model=tiny", "trainer.max_epochs=500"],
+        cwd=workdir,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=workdir, env=cli_env(), capture_output=True
-    )
-    return result.returncode
+    deadline = time.monotonic() + 120
+    while not list(workdir.glob("outputs/train/*/checkpoints/last.pt")):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    return process, next(workdir.glob("outputs/train/*/checkpoints/last.pt")).parents[1]
 
 
 def test_a_second_run_into_the_same_directory_is_refused_and_the_first_kept(tmp_path):
@@ -107,19 +125,8 @@ def test_a_live_run_holds_its_directory_against_a_second_writer(tmp_path):
 
 
 def test_resuming_a_run_that_is_still_training_is_refused(tmp_path):
-    process = subprocess.Popen(
-        [str(SCRIPT), "train", "dataset=sine", "model=tiny", "trainer.max_epochs=500"],
-        cwd=tmp_path,
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process, run_dir = long_training(tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while not list(tmp_path.glob("outputs/train/*/checkpoints/last.pt")):
-            assert time.monotonic() < deadline and process.poll() is None
-            time.sleep(0.05)
-        run_dir = next(tmp_path.glob("outputs/train/*/checkpoints/last.pt")).parents[1]
         result = run_cli("train", "dataset=sine", "model=tiny", f"resume={run_dir}", cwd=tmp_path)
         assert_clean_error(result, 2, "in use by a running lstm-train", f"pid {process.pid}")
     finally:
@@ -177,18 +184,7 @@ def test_sweep_job_directories_stay_inside_the_sweep(tmp_path):
 
 
 def test_sighup_stops_a_run_like_sigterm(tmp_path):
-    process = subprocess.Popen(
-        [str(SCRIPT), "train", "dataset=sine", "model=tiny", "trainer.max_epochs=500"],
-        cwd=tmp_path,
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob("outputs/train/*/checkpoints/last.pt")):
-        assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(0.05)
+    process, _ = long_training(tmp_path)
     process.send_signal(signal.SIGHUP)
     assert process.wait(timeout=60) == 129
     assert "interrupted by SIGHUP" in process.stderr.read()
@@ -256,16 +252,6 @@ def test_a_checkpoint_saved_before_newer_keys_existed_still_evaluates(tmp_path, 
     torch.save(payload, tmp_path / "old.pt")
     result = run_cli("evaluate", "checkpoint=old.pt", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-
-
-def run_patched(workdir: Path, patch: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`lstm-train train ARGS` in a subprocess after running `patch` (which may replace a
-    function of `lstm_cli.training.loop`, imported as `loop`): a deterministic fault."""
-    probe = "import os, signal\nimport lstm_cli.training.loop as loop\n" + textwrap.dedent(patch)
-    probe += f"\nfrom lstm_cli.cli.main import main\nmain(['train', *{list(args)!r}])\n"
-    return subprocess.run(
-        [sys.executable, "-c", probe], cwd=workdir, env=cli_env(), capture_output=True, text=True
-    )
 
 
 def test_a_sigterm_while_the_run_sets_up_records_interrupted(tmp_path):

@@ -122,8 +122,8 @@ class Table:
         for name in self.header:
             if name in exclude:
                 continue
-            try:
-                float(self._text(name, name)[0].as_py())
+            try:  # the first cell only: no conversion of the whole column
+                float(str(self.data.column(name)[0].as_py()).strip())
             except (TypeError, ValueError):
                 continue
             numeric.append(name)
