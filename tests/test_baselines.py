@@ -166,7 +166,7 @@ def test_the_validation_split_follows_split_seed_not_the_training_seed(tmp_path)
 
     def validation(split_seed: int) -> torch.Tensor:
         cfg = option_config("dataset", "csv_sequences", path=str(path), split_seed=split_seed)
-        return load_dataset(cfg).val.x
+        return load_dataset(cfg).val.steps
 
     torch.testing.assert_close(validation(0), validation(0))
     assert not torch.equal(validation(0), validation(1))

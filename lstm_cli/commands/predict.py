@@ -27,8 +27,7 @@ from lstm_cli.data import npz, sequences, text
 from lstm_cli.data.files import resolve_path
 from lstm_cli.data.panel import Series, read_panel
 from lstm_cli.data.scaling import Scaler
-from lstm_cli.data.splits import SequenceSplit
-from lstm_cli.data.table import Table
+from lstm_cli.data.splits import RaggedSplit
 from lstm_cli.reporting import plots
 from lstm_cli.runs.inference import TrainedModel, forecast, generate_text, load_trained
 from lstm_cli.runs.rundir import checkpoint_path, current_run_dir, mark_latest, refuse_to_replace
@@ -135,11 +134,12 @@ def _sequence_rows(
     if state["kind"] == "npz":
         raw = npz.read_npz(path, need_labels=False, features=len(state["features"]))
     else:
-        raw = sequences.read_sequences(Table.read(path), state, need_labels=False)
+        raw = sequences.read_sequence_file(path, state, need_labels=False)
     if raw.labels is not None and state["classes"] is not None:
         sequences.encode_labels(raw.labels, state, raw.source, raw.ids)
-    split = SequenceSplit(
-        sequences.scale_features(raw, state), raw.lengths, torch.zeros(len(raw.ids))
+    everything = torch.arange(len(raw.ids))
+    split = RaggedSplit.of(
+        sequences.scale_features(raw, state), raw.lengths, torch.zeros(len(raw.ids)), everything
     )
     outputs = predict_outputs(trained.model, split, options.batch_size, device)
     id_key = state.get("id_column", "index")

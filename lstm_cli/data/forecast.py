@@ -72,7 +72,9 @@ def resolve_auto(transform: list[str], values: Tensor) -> list[str]:
 
 def read_series(path: Path, state: dict[str, Any], key: str) -> tuple[Tensor, TimeIndex | None]:
     """The state's columns of a CSV as a [steps, columns] tensor, and its time stamps."""
-    table, values = read_columns(Table.read(path), state["columns"], key, state["missing"])
+    table, values = read_columns(
+        Table.read(path, text=(state["time_column"],)), state["columns"], key, state["missing"]
+    )
     values = forward_fill(values, table.where)
     stamps = None
     column = state["time_column"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -20,8 +19,9 @@ def read_columns(table: Table, columns: list[str], key: str, policy: str) -> tup
     for `forward_fill` once the rows are in time order.
     """
     missing_ok = policy != "error"
-    numbers = [table.numbers(column, key, missing_ok) for column in columns]
-    values = torch.from_numpy(np.stack(numbers, axis=1))
+    values = torch.empty(table.data.num_rows, len(columns), dtype=torch.float64)
+    for n, column in enumerate(columns):  # one column at a time: no second copy of all
+        values[:, n] = torch.from_numpy(table.numbers(column, key, missing_ok))
     if policy == "drop":
         complete = ~values.isnan().any(dim=1)
         if not complete.all():

@@ -65,10 +65,10 @@ def read_npz(path: Path, need_labels: bool, features: int | None = None) -> RawS
         labels = [str(v) for v in y.tolist()]
     elif need_labels:
         raise DataError(f"{path}: no array 'y' of labels")
-    padded = torch.from_numpy(x.astype(np.float64))
-    padded *= (torch.arange(steps) < torch.from_numpy(lengths).unsqueeze(1)).unsqueeze(-1)
+    real = np.arange(steps) < lengths[:, None]
     ids = [str(i) for i in range(count)]
-    return RawSequences(padded, torch.from_numpy(lengths.astype(np.int64)), ids, labels, str(path))
+    ragged = torch.from_numpy(x[real].astype(np.float64))  # sequences end to end
+    return RawSequences(ragged, torch.from_numpy(lengths.astype(np.int64)), ids, labels, str(path))
 
 
 HEADER_READERS = {
@@ -111,11 +111,11 @@ def prepare(cfg: NpzDatasetConfig, fitted: dict[str, Any] | None, seed: int) -> 
     test_raw = None
     if cfg.test_path:
         test_path = resolve_path(cfg.test_path, "dataset.test_path")
-        test_raw = read_npz(test_path, need_labels=True, features=raw.x.shape[2])
+        test_raw = read_npz(test_path, need_labels=True, features=raw.feature_count)
     state = fitted or {
         "kind": "npz",
         "task": cfg.task,
-        "features": [f"x{i}" for i in range(raw.x.shape[2])],
+        "features": [f"x{i}" for i in range(raw.feature_count)],
         "label_column": "y",
         "classes": None,
         "scaler": None,

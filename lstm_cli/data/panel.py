@@ -50,7 +50,12 @@ class Series:
 def read_panel(path: Path, state: dict[str, Any], key: str) -> list[Series]:
     """The state's columns of a long-format CSV, one `Series` per id, in order of first
     appearance; missing cells follow `state["missing"]`, never filled across series."""
-    table, values = read_columns(Table.read(path), state["columns"], key, state["missing"])
+    table, values = read_columns(
+        Table.read(path, text=(state["id_column"], state["time_column"])),
+        state["columns"],
+        key,
+        state["missing"],
+    )
     ids = table.strings(state["id_column"], "dataset.id_column")
     rows_of: dict[str, list[int]] = {}
     for row, series_id in enumerate(ids):

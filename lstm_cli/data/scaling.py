@@ -42,7 +42,8 @@ class Scaler:
         return cls(kind, offset.tolist(), scale.tolist())
 
     def transform(self, values: Tensor) -> Tensor:
-        return (values - self._tensor(self.offset, values)) / self._tensor(self.scale, values)
+        shifted = values - self._tensor(self.offset, values)
+        return shifted.div_(self._tensor(self.scale, values))  # in place: one copy, not two
 
     def inverse(self, values: Tensor) -> Tensor:
         return values * self._tensor(self.scale, values) + self._tensor(self.offset, values)

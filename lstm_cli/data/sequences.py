@@ -2,16 +2,18 @@
 
 One row per time step: an id column says which sequence a row belongs to, an optional
 step column orders the rows, and the label column holds one label per sequence. The
-sequences are padded into one tensor with their true lengths; features are scaled with
-statistics of the training sequences' valid steps only.
+sequences are stored end to end (`RaggedSplit`: memory follows the number of steps) and
+padded per batch; features are scaled with statistics of the training sequences only.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -20,7 +22,7 @@ from lstm_cli.config.dataset_schema import SequenceDatasetConfig
 from lstm_cli.data.files import resolve_path
 from lstm_cli.data.missing import forward_fill, read_columns
 from lstm_cli.data.scaling import Scaler
-from lstm_cli.data.splits import PreparedData, SequenceSplit
+from lstm_cli.data.splits import PreparedData, RaggedSplit, ragged_rows
 from lstm_cli.data.table import Table
 
 AUTO_STEP = "auto"
@@ -30,60 +32,81 @@ STEP_COLUMN_NAMES = ("step", "time_step", "timestep")
 
 @dataclass
 class RawSequences:
-    """Sequences as read: padded features [N, T, F], lengths [N], ids, raw labels, source."""
+    """Sequences as read, end to end: steps [S, F] (each sequence's rows together, in
+    order), lengths [N], ids, raw labels, and the file they came from."""
 
-    x: Tensor
+    steps: Tensor
     lengths: Tensor
     ids: list[str]
     labels: list[str] | None
     source: str
 
+    @property
+    def feature_count(self) -> int:
+        return self.steps.shape[1]
+
+
+def read_sequence_file(path: Path, state: dict[str, Any], need_labels: bool) -> RawSequences:
+    """The sequences of a long-format table (CSV, Parquet or Feather) at `path`."""
+    table = Table.read(path, text=(state["id_column"], state["label_column"]))
+    return read_sequences(table, state, need_labels)
+
 
 def read_sequences(table: Table, state: dict[str, Any], need_labels: bool) -> RawSequences:
-    """Group the rows of a long-format CSV into padded sequences, without a per-row tensor op.
-
-    Missing feature cells follow `state["missing"]`; ffill never fills across sequences.
+    """Group the rows of a long-format table into sequences, vectorised: rows are numbered
+    by sequence (in order of first appearance), sorted by sequence then step (ties keep file
+    order). Missing feature cells follow `state["missing"]`; ffill never crosses sequences.
     """
     table, values = read_columns(table, state["features"], "dataset.features", state["missing"])
-    row_ids = table.strings(state["id_column"], "dataset.id_column")
-    first_row: dict[str, int] = {}
-    for row, sequence_id in enumerate(row_ids):
-        first_row.setdefault(sequence_id, row)
-    ids = list(first_row)
-    position_of_id = {sequence_id: n for n, sequence_id in enumerate(ids)}
-    sequence_of_row = torch.tensor([position_of_id[i] for i in row_ids])
-    order = torch.arange(len(row_ids))
+    sequence_of_row, ids = table.codes(state["id_column"], "dataset.id_column")
+    step_of_row = None
     if state["step_column"]:
-        steps = torch.tensor(table.numbers(state["step_column"], "dataset.step_column"))
-        order = torch.argsort(steps, stable=True)
-    order = order[torch.argsort(sequence_of_row[order], stable=True)]
-    lengths = torch.bincount(sequence_of_row, minlength=len(ids))
-    group_start = torch.cumsum(lengths, 0) - lengths
-    sorted_sequence = sequence_of_row[order]
-    ordered = forward_fill(
-        values[order], lambda row: table.where(int(order[row])), group_start[sorted_sequence]
-    )
-    position = torch.arange(len(order)) - group_start[sorted_sequence]
-    x = torch.zeros(len(ids), int(lengths.max()), len(state["features"]), dtype=torch.float64)
-    x[sorted_sequence, position] = ordered
+        step_of_row = table.numbers(state["step_column"], "dataset.step_column")
+    order = _row_order(sequence_of_row, step_of_row)
+    if order is not None:
+        values = values[torch.from_numpy(order)]
+    lengths = torch.from_numpy(np.bincount(sequence_of_row, minlength=len(ids)))
+    group_start = torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+    row_in_file = (lambda row: int(order[row])) if order is not None else int
+    steps = forward_fill(values, lambda row: table.where(row_in_file(row)), group_start)
     labels = None
     if need_labels or state["label_column"] in table.header:
-        labels = _one_label_per_sequence(table, state["label_column"], row_ids, first_row)
-    return RawSequences(x, lengths, ids, labels, str(table.path))
+        labels = _one_label_per_sequence(table, state["label_column"], sequence_of_row, ids)
+    return RawSequences(steps, lengths, ids, labels, str(table.path))
+
+
+def _row_order(sequence_of_row: np.ndarray, step_of_row: np.ndarray | None) -> np.ndarray | None:
+    """Rows sorted by sequence, then step (ties keep file order); None when the file is in
+    that order already, as most are, which spares a copy of every value."""
+    sequence_steps = np.diff(sequence_of_row)
+    in_order = sequence_steps >= 0
+    if step_of_row is not None:
+        in_order &= (sequence_steps > 0) | (np.diff(step_of_row) >= 0)
+    if in_order.all():
+        return None
+    keys = [sequence_of_row] if step_of_row is None else [step_of_row, sequence_of_row]
+    return np.lexsort(keys)
 
 
 def _one_label_per_sequence(
-    table: Table, column: str, row_ids: list[str], first_row: dict[str, int]
+    table: Table, column: str, sequence_of_row: np.ndarray, ids: list[str]
 ) -> list[str]:
-    labels = table.strings(column, "dataset.label_column")
-    for row, (sequence_id, label) in enumerate(zip(row_ids, labels, strict=True)):
-        expected = labels[first_row[sequence_id]]
-        if label != expected:
-            raise DataError(
-                f"{table.where(row)}, column {column!r}: sequence {sequence_id!r} has"
-                f" label {label!r} here but {expected!r} on its first row"
-            )
-    return [labels[row] for row in first_row.values()]
+    """Each sequence's label; a row whose label differs from its sequence's first row's is
+    an error naming both."""
+    label_of_row, names = table.codes(column, "dataset.label_column")
+    seen_before = np.maximum.accumulate(sequence_of_row)
+    first_rows = np.flatnonzero(sequence_of_row > np.concatenate(([-1], seen_before[:-1])))
+    expected = label_of_row[first_rows][sequence_of_row]
+    differing = np.flatnonzero(label_of_row != expected)
+    if differing.size:
+        row = int(differing[0])
+        sequence = int(sequence_of_row[row])
+        raise DataError(
+            f"{table.where(row)}, column {column!r}: sequence {ids[sequence]!r} has"
+            f" label {names[label_of_row[row]]!r} here but {names[expected[row]]!r} on its"
+            " first row"
+        )
+    return [names[code] for code in label_of_row[first_rows]]
 
 
 def class_names(labels: list[str], where: str) -> list[str]:
@@ -121,10 +144,8 @@ def encode_labels(labels: list[str], state: dict[str, Any], where: str, ids: lis
 
 
 def scale_features(raw: RawSequences, state: dict[str, Any]) -> Tensor:
-    """Scaled features; padding stays exactly zero."""
-    scaled = Scaler(**state["scaler"]).transform(raw.x)
-    mask = torch.arange(raw.x.shape[1]) < raw.lengths.unsqueeze(1)
-    return (scaled * mask.unsqueeze(-1)).float()
+    """Every step's features scaled, as float32, still end to end."""
+    return Scaler(**state["scaler"]).transform(raw.steps).float()
 
 
 def stratified_split(
@@ -157,13 +178,13 @@ class SplitPlan:
 
 
 def prepare(cfg: SequenceDatasetConfig, fitted: dict[str, Any] | None, seed: int) -> PreparedData:
-    table = Table.read(resolve_path(cfg.path, "dataset.path"))
-    state = fitted or _new_state(cfg, table)
-    raw = read_sequences(table, state, need_labels=True)
+    path = resolve_path(cfg.path, "dataset.path")
+    state = fitted or _new_state(cfg, path)
+    raw = read_sequence_file(path, state, need_labels=True)
     test_raw = None
     if cfg.test_path:
-        test_table = Table.read(resolve_path(cfg.test_path, "dataset.test_path"))
-        test_raw = read_sequences(test_table, state, need_labels=True)
+        test_path = resolve_path(cfg.test_path, "dataset.test_path")
+        test_raw = read_sequence_file(test_path, state, need_labels=True)
     plan = SplitPlan(cfg.task, cfg.val_fraction, cfg.test_fraction, cfg.scaler)
     return prepare_labelled(raw, test_raw, state, plan, fitted is not None, seed)
 
@@ -196,16 +217,18 @@ def prepare_labelled(
         _fit_scalers(plan, state, raw, fit_index)
     x, y = scale_features(raw, state), encode_labels(raw.labels, state, raw.source, raw.ids)
     if test_raw is None:
-        test = SequenceSplit(x[test_index], raw.lengths[test_index], y[test_index])
+        test = RaggedSplit.of(x, raw.lengths, y, test_index)
     else:
         test_y = encode_labels(test_raw.labels, state, test_raw.source, test_raw.ids)
-        test = SequenceSplit(scale_features(test_raw, state), test_raw.lengths, test_y)
+        test = RaggedSplit.of(
+            scale_features(test_raw, state), test_raw.lengths, test_y, torch.arange(len(test_y))
+        )
     return PreparedData(
         task=plan.task,
-        train=SequenceSplit(x[fit_index], raw.lengths[fit_index], y[fit_index]),
-        val=SequenceSplit(x[val_index], raw.lengths[val_index], y[val_index]),
+        train=RaggedSplit.of(x, raw.lengths, y, fit_index),
+        val=RaggedSplit.of(x, raw.lengths, y, val_index),
         test=test,
-        input_size=raw.x.shape[2],
+        input_size=raw.feature_count,
         output_size=len(state["classes"]) if classification else 1,
         token_input=False,
         preprocessing=state,
@@ -213,8 +236,9 @@ def prepare_labelled(
     )
 
 
-def _new_state(cfg: SequenceDatasetConfig, table: Table) -> dict[str, Any]:
+def _new_state(cfg: SequenceDatasetConfig, path: Path) -> dict[str, Any]:
     """Feature columns are never the id, step or label column, named or found."""
+    table = Table.read(path, head=True)
     step_column = cfg.step_column
     if step_column == AUTO_STEP:
         step_column = next((c for c in STEP_COLUMN_NAMES if c in table.header), None)
@@ -256,8 +280,8 @@ def _fit_scalers(
     plan: SplitPlan, state: dict[str, Any], raw: RawSequences, fit_index: Tensor
 ) -> None:
     """Feature statistics over the training sequences' real steps, never their padding."""
-    mask = torch.arange(raw.x.shape[1]) < raw.lengths[fit_index].unsqueeze(1)
-    valid_steps = raw.x[fit_index][mask]
+    starts = torch.cumsum(raw.lengths, 0) - raw.lengths
+    valid_steps = raw.steps[ragged_rows(starts[fit_index], raw.lengths[fit_index])]
     state["scaler"] = Scaler.fit(plan.scaler, valid_steps, state["features"]).to_dict()
     if plan.task == "regression":
         fit_labels = [raw.labels[i] for i in fit_index]

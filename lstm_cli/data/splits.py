@@ -1,8 +1,9 @@
 """In-memory splits that hand out whole batches by index, never one sample at a time.
 
-A split is either a padded tensor of sequences (`SequenceSplit`), or one long series
-(`WindowSplit`) or many (`PanelWindowSplit`) cut into windows on demand, so that no window
-is ever copied until it is batched.
+A split is either a padded tensor of sequences (`SequenceSplit`), sequences of any length
+stored end to end and padded per batch (`RaggedSplit`), or one long series (`WindowSplit`)
+or many (`PanelWindowSplit`) cut into windows on demand, so that no window is ever copied
+until it is batched.
 """
 
 from __future__ import annotations
@@ -81,6 +82,55 @@ class SequenceSplit:
 
     def to(self, device: torch.device) -> SequenceSplit:
         return replace(self, x=self.x.to(device), y=self.y.to(device))
+
+
+@dataclass
+class RaggedSplit:
+    """Sequences of any length stored end to end: their steps [S, F] and, per sequence, its
+    first step and length. A batch is padded to its own longest sequence when taken, so
+    memory follows the total number of steps, not sequences x the longest one."""
+
+    steps: Tensor
+    starts: Tensor
+    lengths: Tensor
+    y: Tensor
+
+    @classmethod
+    def of(cls, steps: Tensor, lengths: Tensor, y: Tensor, index: Tensor) -> RaggedSplit:
+        """The sequences at `index` of `steps` (sequences end to end, of `lengths`), their
+        steps copied end to end, so that each split holds only its own."""
+        starts = torch.cumsum(lengths, 0) - lengths
+        chosen = lengths[index]
+        rows = ragged_rows(starts[index], chosen)
+        return cls(steps[rows], torch.cumsum(chosen, 0) - chosen, chosen, y[index])
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def take(self, index: Tensor) -> Batch:
+        starts, lengths = self.starts[index], self.lengths[index]
+        steps = torch.arange(int(lengths.max()) if len(index) else 0)
+        real = steps < lengths.unsqueeze(1)
+        positions = torch.where(real, starts.unsqueeze(1) + steps, starts.unsqueeze(1))
+        device = self.steps.device
+        x = self.steps[positions.to(device, non_blocking=True)]
+        x.masked_fill_(~real.to(device, non_blocking=True).unsqueeze(2), 0.0)
+        return Batch(x, lengths, self.y[index])
+
+    def sequence_lengths(self) -> Tensor:
+        return self.lengths
+
+    def nbytes(self) -> int:
+        return _nbytes(self.steps, self.y)
+
+    def to(self, device: torch.device) -> RaggedSplit:
+        return replace(self, steps=self.steps.to(device), y=self.y.to(device))
+
+
+def ragged_rows(starts: Tensor, lengths: Tensor) -> Tensor:
+    """The row numbers of the sequences (starts[i], lengths[i]), laid end to end."""
+    moved_to = torch.cumsum(lengths, 0) - lengths
+    return torch.repeat_interleave(starts - moved_to, lengths) + torch.arange(int(lengths.sum()))
 
 
 @dataclass

@@ -1,0 +1,130 @@
+"""Data of real size (issue 14): Arrow reading in every format, ragged storage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from lstm_cli.common.errors import DataError
+from lstm_cli.config.validate import option_config
+from lstm_cli.data import load_dataset
+from lstm_cli.data.splits import RaggedSplit, SequenceSplit
+
+
+def long_rows(count: int = 40, seed: int = 0) -> list[tuple[str, int, float, float, str]]:
+    """`id, step, a, b, label` rows of `count` sequences of 3-12 steps."""
+    generator = np.random.default_rng(seed)
+    rows = []
+    for n in range(count):
+        for step in range(int(generator.integers(3, 13))):
+            a, b = generator.normal(size=2).round(4)
+            rows.append((f"s{n}", step, float(a), float(b), "xy"[n % 2]))
+    return rows
+
+
+def write_rows(path, rows) -> None:
+    if path.suffix == ".csv":
+        lines = "".join(",".join(str(v) for v in row) + "\n" for row in rows)
+        path.write_text("id,step,a,b,label\n" + lines)
+        return
+    columns = dict(zip(("id", "step", "a", "b", "label"), zip(*rows, strict=True), strict=True))
+    table = pa.table({name: list(values) for name, values in columns.items()})
+    (pq.write_table if path.suffix == ".parquet" else feather.write_feather)(table, path)
+
+
+def sequences_config(path, **keys):
+    return option_config("dataset", "csv_sequences", path=str(path), id_column="id", **keys)
+
+
+def all_batches(split) -> list[torch.Tensor]:
+    batch = split.take(torch.arange(len(split)))
+    return [batch.x, batch.lengths, batch.y]
+
+
+def assert_same_data(one, other) -> None:
+    for split in ("train", "val", "test"):
+        for ours, theirs in zip(
+            all_batches(getattr(one, split)), all_batches(getattr(other, split)), strict=True
+        ):
+            assert torch.equal(ours, theirs), split
+    assert one.preprocessing == other.preprocessing
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".feather"])
+def test_parquet_and_feather_read_like_the_same_csv(tmp_path, suffix):
+    rows = long_rows()
+    write_rows(tmp_path / "s.csv", rows)
+    write_rows(tmp_path / f"s{suffix}", rows)
+    from_csv = load_dataset(sequences_config(tmp_path / "s.csv"))
+    from_binary = load_dataset(sequences_config(tmp_path / f"s{suffix}"))
+    assert_same_data(from_csv, from_binary)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".feather"])
+def test_forecast_series_read_from_parquet_and_feather(tmp_path, suffix):
+    values = np.sin(np.arange(120) / 5).round(5)
+    (tmp_path / "f.csv").write_text("v\n" + "".join(f"{v}\n" for v in values))
+    path = tmp_path / f"f{suffix}"
+    table = pa.table({"v": values})
+    (pq.write_table if suffix == ".parquet" else feather.write_feather)(table, path)
+
+    def windows(name: str) -> torch.Tensor:
+        config = option_config(
+            "dataset", "csv_forecast", path=str(tmp_path / name), target="v", window=12
+        )
+        return all_batches(load_dataset(config).train)[0]
+
+    assert torch.equal(windows("f.csv"), windows(path.name))
+
+
+def test_rows_in_any_order_make_the_same_sequences(tmp_path):
+    rows = long_rows()
+    write_rows(tmp_path / "sorted.csv", rows)
+    shuffled = [rows[i] for i in np.random.default_rng(1).permutation(len(rows))]
+    # the first appearances keep their order, so the sequences are numbered alike
+    firsts = {}
+    for row in rows:
+        firsts.setdefault(row[0], row)
+    shuffled = list(firsts.values()) + [row for row in shuffled if row not in firsts.values()]
+    write_rows(tmp_path / "shuffled.csv", shuffled)
+    assert_same_data(
+        load_dataset(sequences_config(tmp_path / "sorted.csv")),
+        load_dataset(sequences_config(tmp_path / "shuffled.csv")),
+    )
+
+
+def test_a_bad_cell_far_down_a_numeric_column_names_its_line(tmp_path):
+    """Far enough for Arrow to have typed the column as numbers from the first block."""
+    lines = ["id,step,a,b,label"] + [",".join(map(str, row)) for row in long_rows(count=9000)]
+    bad_line = len(lines) - 3
+    cells = lines[bad_line - 1].split(",")
+    cells[3] = "oops"
+    lines[bad_line - 1] = ",".join(cells)
+    (tmp_path / "s.csv").write_text("\n".join(lines) + "\n")
+    assert (tmp_path / "s.csv").stat().st_size > 2**20  # more than Arrow's first block
+    with pytest.raises(DataError, match=rf"s.csv, line {bad_line}, column 'b': 'oops' is not"):
+        load_dataset(sequences_config(tmp_path / "s.csv"))
+
+
+def test_ragged_batches_equal_padded_ones():
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 30, (50,), generator=generator)
+    padded = torch.randn(50, 30, 3, generator=generator)
+    padded *= (torch.arange(30) < lengths.unsqueeze(1)).unsqueeze(2)
+    y = torch.randint(0, 4, (50,), generator=generator)
+    steps = padded[torch.arange(30) < lengths.unsqueeze(1)]  # sequences end to end
+    everything = torch.arange(50)
+    ragged = RaggedSplit.of(steps, lengths, y, everything)
+    reference = SequenceSplit(padded, lengths, y)
+    assert ragged.nbytes() < reference.nbytes()
+    for index in (everything, torch.tensor([7]), torch.randperm(50, generator=generator)[:16]):
+        ours, theirs = ragged.take(index), reference.take(index)
+        assert torch.equal(ours.x, theirs.x)
+        assert torch.equal(ours.lengths, theirs.lengths) and torch.equal(ours.y, theirs.y)
+    subset = RaggedSplit.of(steps, lengths, y, torch.tensor([3, 1, 40]))
+    assert torch.equal(subset.take(torch.arange(3)).x, reference.take(torch.tensor([3, 1, 40])).x)
+    assert len(subset.steps) == int(lengths[[3, 1, 40]].sum())
