@@ -1,6 +1,11 @@
-"""Data of real size (issue 14): Arrow reading in every format, ragged storage."""
+"""Data of real size (issue 14): Arrow reading in every format, ragged storage, the cache."""
 
 from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from subprocess import PIPE
 
 import numpy as np
 import pyarrow as pa
@@ -8,6 +13,7 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import run_cli
 
 from lstm_cli.common.errors import DataError
 from lstm_cli.config.validate import option_config
@@ -128,3 +134,98 @@ def test_ragged_batches_equal_padded_ones():
     subset = RaggedSplit.of(steps, lengths, y, torch.tensor([3, 1, 40]))
     assert torch.equal(subset.take(torch.arange(3)).x, reference.take(torch.tensor([3, 1, 40])).x)
     assert len(subset.steps) == int(lengths[[3, 1, 40]].sum())
+
+
+def cached_load(path, cache):
+    return load_dataset(sequences_config(path), cache=cache)
+
+
+def test_the_cache_parses_once_then_maps(tmp_path, caplog):
+    write_rows(tmp_path / "s.csv", long_rows())
+    cache = tmp_path / "cache"
+    with caplog.at_level(logging.INFO, logger="lstm_cli.data"):
+        first = cached_load(tmp_path / "s.csv", cache)
+        second = cached_load(tmp_path / "s.csv", cache)
+    said = [record.getMessage() for record in caplog.records]
+    assert sum("parsed and cached" in line for line in said) == 1
+    assert sum("mapped from the cache" in line for line in said) == 1
+    assert_same_data(first, second)
+    assert_same_data(first, load_dataset(sequences_config(tmp_path / "s.csv")))
+    assert len([p for p in cache.iterdir() if p.is_dir()]) == 1
+
+
+def test_an_edited_file_replaces_its_stale_entry(tmp_path):
+    path, cache = tmp_path / "s.csv", tmp_path / "cache"
+    write_rows(path, long_rows(seed=0))
+    cached_load(path, cache)
+    (old_entry,) = [p for p in cache.iterdir() if p.is_dir()]
+    write_rows(path, long_rows(seed=1))
+    assert_same_data(cached_load(path, cache), load_dataset(sequences_config(path)))
+    entries = [p for p in cache.iterdir() if p.is_dir()]
+    assert len(entries) == 1 and entries[0] != old_entry
+    # another parsing key is another entry, and the first one stays
+    load_dataset(sequences_config(path, features=["a"]), cache=cache)
+    assert len([p for p in cache.iterdir() if p.is_dir()]) == 2
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "truncated", "manifest"])
+def test_a_damaged_entry_is_rebuilt_never_trusted(tmp_path, caplog, damage):
+    path, cache = tmp_path / "s.csv", tmp_path / "cache"
+    write_rows(path, long_rows())
+    expected = cached_load(path, cache)
+    (entry,) = [p for p in cache.iterdir() if p.is_dir()]
+    steps = entry / "steps.npy"
+    if damage == "flipped byte":
+        content = bytearray(steps.read_bytes())
+        content[-5] ^= 0x40
+        steps.write_bytes(bytes(content))
+    elif damage == "truncated":
+        steps.write_bytes(steps.read_bytes()[:-64])
+    else:
+        (entry / "manifest.json").write_text('{"format": 1, "files"')
+    with caplog.at_level(logging.WARNING, logger="lstm_cli.data"):
+        assert_same_data(cached_load(path, cache), expected)
+    assert any("is damaged" in record.getMessage() for record in caplog.records)
+    assert_same_data(cached_load(path, cache), expected)  # rebuilt whole
+
+
+BUILD = """
+import logging, sys
+from pathlib import Path
+from lstm_cli.config.validate import option_config
+from lstm_cli.data import load_dataset
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+cfg = option_config("dataset", "csv_sequences", path=sys.argv[1], id_column="id")
+data = load_dataset(cfg, cache=Path(sys.argv[2]))
+print(float(data.train.steps.sum()))
+"""
+
+
+def test_two_processes_building_at_once_parse_once(tmp_path):
+    path, cache = tmp_path / "s.csv", tmp_path / "cache"
+    write_rows(path, long_rows(count=3000))
+    command = [sys.executable, "-c", BUILD, str(path), str(cache)]
+    both = [subprocess.Popen(command, stdout=PIPE, stderr=PIPE, text=True) for _ in range(2)]
+    outputs = [process.communicate(timeout=120) for process in both]
+    assert [process.returncode for process in both] == [0, 0], outputs
+    said = "".join(stderr for _, stderr in outputs)
+    assert said.count("parsed and cached") == 1 and said.count("mapped from the cache") == 1
+    assert outputs[0][0] == outputs[1][0]
+    assert len([p for p in cache.iterdir() if p.is_dir()]) == 1
+    assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no half-built entry
+
+
+def test_train_uses_the_cache_under_the_output_root_unless_told_not_to(tmp_path):
+    write_rows(tmp_path / "s.csv", long_rows())
+    args = ("dataset=csv_sequences", "dataset.path=s.csv", "dataset.id_column=id", "model=tiny")
+    for extra in ("trainer.max_epochs=1", "trainer.max_epochs=1"):
+        result = run_cli("train", *args, extra, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    log = (tmp_path / "outputs/train/latest/train.log").read_text()
+    assert "mapped from the cache" in log
+    assert (tmp_path / "outputs/cache").is_dir()
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x/s.csv").write_bytes((tmp_path / "s.csv").read_bytes())
+    result = run_cli("train", *args, "trainer.max_epochs=1", "data.cache=false", cwd=tmp_path / "x")
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "x/outputs/cache").exists()

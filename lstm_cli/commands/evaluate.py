@@ -18,6 +18,7 @@ from lstm_cli.common.runtime import resolve_device
 from lstm_cli.config.schema import EvaluateConfig
 from lstm_cli.config.validate import build, resolve
 from lstm_cli.data import load_dataset
+from lstm_cli.data.cache import cache_folder
 from lstm_cli.data.files import changed_files, fingerprints
 from lstm_cli.reporting.split_plots import plot_split
 from lstm_cli.runs.inference import load_trained
@@ -35,7 +36,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     path = checkpoint_path(options.run_dir, options.checkpoint, options.which)
     reporter = Reporter()
     trained = load_trained(path, device)
-    data = load_dataset(trained.config.dataset, fitted=trained.preprocessing)
+    cache = cache_folder(trained.config)
+    data = load_dataset(trained.config.dataset, fitted=trained.preprocessing, cache=cache)
     run_dir = current_run_dir()
     loss_fn = build_loss(trained.config.loss, trained.task)
     split = getattr(data, options.split)

@@ -23,6 +23,7 @@ from lstm_cli.common.errors import LstmCliError
 from lstm_cli.config.checks import validate_export_config
 from lstm_cli.config.validate import resolve
 from lstm_cli.data import load_dataset
+from lstm_cli.data.cache import cache_folder
 from lstm_cli.model.export import export
 from lstm_cli.runs.inference import load_trained
 from lstm_cli.runs.rundir import checkpoint_path, current_run_dir, mark_latest, refuse_to_replace
@@ -47,7 +48,7 @@ def run(cfg: DictConfig) -> str:
     reporter = Reporter()
     trained = load_trained(path, torch.device("cpu"))
     config = trained.config
-    data = load_dataset(config.dataset, fitted=trained.preprocessing)
+    data = load_dataset(config.dataset, fitted=trained.preprocessing, cache=cache_folder(config))
     samples = torch.arange(min(len(data.test), CHECK_BATCH))
     check = data.test.take(samples)
     trace = data.test.take(samples[: max(len(samples) // 2, 1)])

@@ -181,6 +181,8 @@ class DataConfig:
     packed: bool
     bucket: bool
     on_device: Literal["auto", "always", "never"]
+    cache: bool
+    cache_dir: str | None
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from lstm_cli.config.dataset_schema import (
@@ -16,18 +17,21 @@ from lstm_cli.data import forecast, generated, npz, panel, sequences, text
 from lstm_cli.data.splits import PreparedData
 
 
-def load_dataset(cfg: Any, fitted: dict[str, Any] | None = None) -> PreparedData:
+def load_dataset(
+    cfg: Any, fitted: dict[str, Any] | None = None, cache: Path | None = None
+) -> PreparedData:
     """Load the dataset a config describes.
 
     `fitted` is the preprocessing state saved in a checkpoint: when given, the scalers,
     vocabulary and classes are reused instead of fitted again, as evaluate needs. Random
     splits follow `dataset.split_seed`, never `trainer.seed`: changing the seed of the
-    weights keeps the same validation sequences.
+    weights keeps the same validation sequences. `cache` is the folder of the prepared-data
+    cache (`data.cache_dir`), for the kinds that parse a large table; None: no cache.
     """
     if isinstance(cfg, ForecastDatasetConfig):
         return (panel if cfg.id_column else forecast).prepare(cfg, fitted)
     if isinstance(cfg, SequenceDatasetConfig):
-        return sequences.prepare(cfg, fitted, cfg.split_seed)
+        return sequences.prepare(cfg, fitted, cfg.split_seed, cache)
     if isinstance(cfg, TextDatasetConfig):
         return text.prepare(cfg, fitted)
     if isinstance(cfg, NpzDatasetConfig):

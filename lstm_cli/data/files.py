@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -46,12 +47,28 @@ def fingerprints(dataset: object) -> dict[str, dict[str, str]]:
         spec = getattr(dataset, key, None)
         if spec:
             path = resolve_path(spec, f"dataset.{key}")
-            digest = hashlib.sha256()
-            with path.open("rb") as stream:
-                for block in iter(lambda: stream.read(1 << 20), b""):
-                    digest.update(block)
-            found[f"dataset.{key}"] = {"path": str(path.resolve()), "sha256": digest.hexdigest()}
+            found[f"dataset.{key}"] = {"path": str(path.resolve()), "sha256": content_digest(path)}
     return found
+
+
+def content_digest(path: Path) -> str:
+    """The sha256 of a file's content, hashed once per process while the file is unchanged
+    (the data cache's key and the run's record of its data both need it)."""
+    stat = path.stat()
+    return _digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(path: str, size: int, modified_ns: int) -> str:  # size, time: part of the key
+    return file_sha256(Path(path))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def changed_files(trained_on: dict, now: dict) -> list[str]:

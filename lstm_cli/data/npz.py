@@ -18,8 +18,9 @@ import torch
 from lstm_cli.common.errors import DataError
 from lstm_cli.config.dataset_schema import NpzDatasetConfig
 from lstm_cli.data.files import resolve_path
+from lstm_cli.data.raw import RawSequences
 from lstm_cli.data.scaling import Scaler
-from lstm_cli.data.sequences import RawSequences, SplitPlan, prepare_labelled
+from lstm_cli.data.sequences import SplitPlan, prepare_labelled
 from lstm_cli.data.splits import PreparedData
 
 

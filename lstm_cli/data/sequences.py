@@ -19,8 +19,10 @@ from torch import Tensor
 
 from lstm_cli.common.errors import DataError
 from lstm_cli.config.dataset_schema import SequenceDatasetConfig
+from lstm_cli.data.cache import cached_sequences
 from lstm_cli.data.files import resolve_path
 from lstm_cli.data.missing import forward_fill, read_columns
+from lstm_cli.data.raw import RawSequences
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import PreparedData, RaggedSplit, ragged_rows
 from lstm_cli.data.table import Table
@@ -28,22 +30,6 @@ from lstm_cli.data.table import Table
 AUTO_STEP = "auto"
 # What `step_column: auto` looks for, in this order; without one, rows are in file order.
 STEP_COLUMN_NAMES = ("step", "time_step", "timestep")
-
-
-@dataclass
-class RawSequences:
-    """Sequences as read, end to end: steps [S, F] (each sequence's rows together, in
-    order), lengths [N], ids, raw labels, and the file they came from."""
-
-    steps: Tensor
-    lengths: Tensor
-    ids: list[str]
-    labels: list[str] | None
-    source: str
-
-    @property
-    def feature_count(self) -> int:
-        return self.steps.shape[1]
 
 
 def read_sequence_file(path: Path, state: dict[str, Any], need_labels: bool) -> RawSequences:
@@ -167,6 +153,13 @@ def stratified_split(
     return torch.cat(kept).sort().values, torch.cat(held).sort().values
 
 
+def _read_labelled(path: Path, state: dict[str, Any], cache: Path | None) -> RawSequences:
+    def parse() -> RawSequences:
+        return read_sequence_file(path, state, need_labels=True)
+
+    return parse() if cache is None else cached_sequences(cache, path, state, parse)
+
+
 @dataclass
 class SplitPlan:
     """How labelled sequences are split (stratified for classes) and scaled."""
@@ -177,14 +170,16 @@ class SplitPlan:
     scaler: str
 
 
-def prepare(cfg: SequenceDatasetConfig, fitted: dict[str, Any] | None, seed: int) -> PreparedData:
+def prepare(
+    cfg: SequenceDatasetConfig, fitted: dict[str, Any] | None, seed: int, cache: Path | None
+) -> PreparedData:
+    """`cache`: the folder of the prepared-data cache (None: parse every time)."""
     path = resolve_path(cfg.path, "dataset.path")
     state = fitted or _new_state(cfg, path)
-    raw = read_sequence_file(path, state, need_labels=True)
+    raw = _read_labelled(path, state, cache)
     test_raw = None
     if cfg.test_path:
-        test_path = resolve_path(cfg.test_path, "dataset.test_path")
-        test_raw = read_sequence_file(test_path, state, need_labels=True)
+        test_raw = _read_labelled(resolve_path(cfg.test_path, "dataset.test_path"), state, cache)
     plan = SplitPlan(cfg.task, cfg.val_fraction, cfg.test_fraction, cfg.scaler)
     return prepare_labelled(raw, test_raw, state, plan, fitted is not None, seed)
 

@@ -27,6 +27,7 @@ from lstm_cli.common.runtime import peak_memory_mib, resolve_device, seed_everyt
 from lstm_cli.config.schema import TrainConfig
 from lstm_cli.data import load_dataset
 from lstm_cli.data.batching import batch_order
+from lstm_cli.data.cache import cache_folder
 from lstm_cli.data.files import fingerprints
 from lstm_cli.data.placement import place
 from lstm_cli.model.network import LSTMNetwork, ModelSpec
@@ -78,7 +79,7 @@ class Training:
         seed_everything(trainer.seed)
         fitted = resumed["preprocessing"] if resumed else None
         loading = time.perf_counter()
-        data = load_dataset(config.dataset, fitted=fitted)
+        data = load_dataset(config.dataset, fitted=fitted, cache=cache_folder(config))
         self.data_load_seconds = round(time.perf_counter() - loading, 3)
         if resumed is None:  # what this run trains on, for evaluate to compare with later
             data.preprocessing["data_files"] = fingerprints(config.dataset)

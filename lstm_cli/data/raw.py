@@ -1,0 +1,23 @@
+"""Labelled sequences as read from a file, before any split or scaling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+
+@dataclass
+class RawSequences:
+    """Sequences as read, end to end: steps [S, F] (each sequence's rows together, in
+    order), lengths [N], ids, raw labels, and the file they came from."""
+
+    steps: Tensor
+    lengths: Tensor
+    ids: list[str]
+    labels: list[str] | None
+    source: str
+
+    @property
+    def feature_count(self) -> int:
+        return self.steps.shape[1]
