@@ -174,7 +174,7 @@ def test_a_damaged_entry_is_rebuilt_never_trusted(tmp_path, caplog, damage):
     write_rows(path, long_rows())
     expected = cached_load(path, cache)
     (entry,) = [p for p in cache.iterdir() if p.is_dir()]
-    steps = entry / "steps.npy"
+    steps = entry / "steps.bin"
     if damage == "flipped byte":
         content = bytearray(steps.read_bytes())
         content[-5] ^= 0x40

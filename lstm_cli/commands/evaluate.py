@@ -36,8 +36,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     path = checkpoint_path(options.run_dir, options.checkpoint, options.which)
     reporter = Reporter()
     trained = load_trained(path, device)
-    cache = cache_folder(trained.config)
-    data = load_dataset(trained.config.dataset, fitted=trained.preprocessing, cache=cache)
+    data = load_dataset(
+        trained.config.dataset,
+        fitted=trained.preprocessing,
+        cache=cache_folder(trained.config),
+        streaming=trained.config.data.streaming,
+    )
     run_dir = current_run_dir()
     loss_fn = build_loss(trained.config.loss, trained.task)
     split = getattr(data, options.split)

@@ -48,7 +48,12 @@ def run(cfg: DictConfig) -> str:
     reporter = Reporter()
     trained = load_trained(path, torch.device("cpu"))
     config = trained.config
-    data = load_dataset(config.dataset, fitted=trained.preprocessing, cache=cache_folder(config))
+    data = load_dataset(
+        config.dataset,
+        fitted=trained.preprocessing,
+        cache=cache_folder(config),
+        streaming=config.data.streaming,
+    )
     samples = torch.arange(min(len(data.test), CHECK_BATCH))
     check = data.test.take(samples)
     trace = data.test.take(samples[: max(len(samples) // 2, 1)])

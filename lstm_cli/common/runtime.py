@@ -81,3 +81,43 @@ def peak_memory_mib(device: torch.device) -> dict[str, float]:
     if device.type == "cuda":
         peaks["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     return peaks
+
+
+def memory_available() -> int | None:
+    """Bytes of memory this process may take: what the machine has available (free plus
+    reclaimable cache), or less under its container's (cgroup's) limit. None where the
+    system does not say."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        available = int(meminfo.split("MemAvailable:")[1].split()[0]) * 1024
+    except (OSError, IndexError, ValueError):
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    limit = _cgroup_memory_limit()
+    return available if limit is None else min(available, limit)
+
+
+def _cgroup_memory_limit() -> int | None:
+    """The memory limit of this process's cgroup (v2 `memory.max`, v1 `limit_in_bytes`)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, group = line.split(":", 2)
+        if controllers == "":
+            candidates = [f"/sys/fs/cgroup{group}/memory.max", "/sys/fs/cgroup/memory.max"]
+        elif "memory" in controllers.split(","):
+            base = "/sys/fs/cgroup/memory"
+            candidates = [f"{base}{group}/memory.limit_in_bytes", f"{base}/memory.limit_in_bytes"]
+        else:
+            continue
+        for candidate in candidates:
+            try:
+                text = Path(candidate).read_text().strip()
+            except OSError:
+                continue
+            return int(text) if text.isdigit() else None
+    return None

@@ -37,6 +37,15 @@ def validate_train_config(values: dict[str, Any]) -> tuple[TrainConfig, Task]:
         raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0")
     check_model(cfg.model)
     check_precision(cfg.trainer.precision, cfg.trainer.device)
+    if cfg.data.streaming is True and not cfg.data.cache:
+        raise ConfigError(
+            "data.streaming=true reads batches from the prepared-data cache; set data.cache=true"
+        )
+    if cfg.data.streaming is True and getattr(cfg.dataset, "missing", None) == "ffill":
+        raise ConfigError(
+            "dataset.missing=ffill needs the whole table in memory; with data.streaming=true"
+            " use error or drop"
+        )
     if cfg.logger.name == "tensorboard":
         require_package("tensorboard", "logger=tensorboard", extra="tensorboard")
     return cfg, task

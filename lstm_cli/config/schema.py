@@ -183,6 +183,7 @@ class DataConfig:
     on_device: Literal["auto", "always", "never"]
     cache: bool
     cache_dir: str | None
+    streaming: bool | Literal["auto"]
 
 
 @dataclass

@@ -13,12 +13,15 @@ from lstm_cli.config.dataset_schema import (
     SineDatasetConfig,
     TextDatasetConfig,
 )
-from lstm_cli.data import forecast, generated, npz, panel, sequences, text
+from lstm_cli.data import forecast, generated, npz, panel, sequences, streamed, text
 from lstm_cli.data.splits import PreparedData
 
 
 def load_dataset(
-    cfg: Any, fitted: dict[str, Any] | None = None, cache: Path | None = None
+    cfg: Any,
+    fitted: dict[str, Any] | None = None,
+    cache: Path | None = None,
+    streaming: bool | str = False,
 ) -> PreparedData:
     """Load the dataset a config describes.
 
@@ -27,10 +30,13 @@ def load_dataset(
     splits follow `dataset.split_seed`, never `trainer.seed`: changing the seed of the
     weights keeps the same validation sequences. `cache` is the folder of the prepared-data
     cache (`data.cache_dir`), for the kinds that parse a large table; None: no cache.
+    `streaming` (`data.streaming`: true, false, auto) keeps labelled sequences on disk.
     """
     if isinstance(cfg, ForecastDatasetConfig):
         return (panel if cfg.id_column else forecast).prepare(cfg, fitted)
     if isinstance(cfg, SequenceDatasetConfig):
+        if streamed.wanted(streaming, cfg, cache):
+            return streamed.prepare(cfg, fitted, cache)
         return sequences.prepare(cfg, fitted, cfg.split_seed, cache)
     if isinstance(cfg, TextDatasetConfig):
         return text.prepare(cfg, fitted)

@@ -1,12 +1,14 @@
 """The prepared-data cache (`data.cache`): parse a long-format table once, then map it.
 
 An entry holds the sequences as read (after parsing, before any scaling, which depends on
-the split) as .npy arrays that later runs, sweep jobs and torchrun ranks memory-map
-instead of parsing the file again. Its name is a hash of the file's content and of every
-key that shapes the parsing, so an edited file or a changed key never meets an old entry.
-Entries are built in a temporary folder and renamed into place (a kill leaves none half
-written); one process builds while the others wait on a file lock, then map its result.
-Each array's sha256 is checked on every use: a damaged entry is rebuilt, never trusted.
+the split): every step's features end to end in `steps.bin` (float64, row after row), and
+in its manifest the lengths, ids and labels. Later runs, sweep jobs and torchrun ranks map
+the entry instead of parsing the file again, and streamed runs read their batches from it.
+Its name is a hash of the file's content and of every key that shapes the parsing, so an
+edited file or a changed key never meets an old entry. Entries are built in a temporary
+folder and renamed into place (a kill leaves none half written); one process builds while
+the others wait on a file lock, then map its result. Each file's sha256 is checked on every
+use: a damaged entry is rebuilt, never trusted.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +39,43 @@ except ImportError:  # Windows: no flock; two processes may then both build an e
 
 log = logging.getLogger("lstm_cli.data")
 
-FORMAT = 1  # bump when the entry layout changes: older entries are then never matched
+FORMAT = 2  # bump when the entry layout changes: older entries are then never matched
 PARSING_KEYS = ("kind", "features", "id_column", "step_column", "label_column", "missing")
 MANIFEST = "manifest.json"
+STEPS_FILE = "steps.bin"
+STEP_TYPE = np.dtype("<f8")
 
 
 class DamagedEntry(Exception):
     """An entry whose files do not match its manifest."""
+
+
+@dataclass
+class Entry:
+    """A checked cache entry: where its steps lie on disk, and what they hold."""
+
+    folder: Path
+    lengths: np.ndarray
+    ids: list[str]
+    labels: list[str] | None
+    feature_count: int
+
+    @property
+    def steps_path(self) -> Path:
+        return self.folder / STEPS_FILE
+
+    def raw(self, source: str) -> RawSequences:
+        """The sequences, their steps mapped copy-on-write (read as used, never written)."""
+        rows = int(self.lengths.sum())
+        steps = np.memmap(self.steps_path, STEP_TYPE, "c", shape=(rows, self.feature_count))
+        return RawSequences(
+            torch.from_numpy(steps), torch.from_numpy(self.lengths), self.ids, self.labels, source
+        )
+
+
+# What builds an entry: writes the steps to the open file it is given and returns the
+# sequences' lengths, ids and labels.
+Builder = Callable[[Any], tuple[np.ndarray, list[str], list[str] | None]]
 
 
 def cache_folder(config: TrainConfig) -> Path | None:
@@ -56,27 +89,40 @@ def cache_folder(config: TrainConfig) -> Path | None:
 def cached_sequences(
     folder: Path, path: Path, state: dict[str, Any], read: Callable[[], RawSequences]
 ) -> RawSequences:
-    """The sequences of `path` from the cache in `folder`, made with `read` on a miss."""
+    """The sequences of `path` from the cache in `folder`, read into memory by `read` (and
+    written to the cache) on a miss."""
+    held: list[RawSequences] = []
+
+    def build(stream: Any) -> tuple[np.ndarray, list[str], list[str] | None]:
+        raw = read()
+        held.append(raw)
+        np.ascontiguousarray(raw.steps.numpy(), dtype=STEP_TYPE).tofile(stream)
+        return raw.lengths.numpy(), raw.ids, raw.labels
+
+    entry = cached_entry(folder, path, state, build)
+    return held[0] if held else entry.raw(str(path))
+
+
+def cached_entry(folder: Path, path: Path, state: dict[str, Any], build: Builder) -> Entry:
+    """The checked entry of `path` read as `state` says, made by `build` on a miss."""
     parsing = {key: state[key] for key in PARSING_KEYS}
     key = _entry_name(content_digest(path), parsing)
-    entry = folder / key
+    location = folder / key
     folder.mkdir(parents=True, exist_ok=True)
     with _building(folder / f"{key}.lock"):
-        if entry.is_dir():
+        if location.is_dir():
             try:
-                raw = _load(entry, str(path))
-                log.info("data: %s mapped from the cache %s", path, entry)
-                return raw
+                entry = _load(location)
+                log.info("data: %s mapped from the cache %s", path, location)
+                return entry
             except DamagedEntry as err:
-                log.warning(
-                    "data: cache entry %s is damaged (%s); parsing %s again", entry, err, path
-                )
-                shutil.rmtree(entry, ignore_errors=True)
-        raw = read()
-        _write(entry, raw, {"format": FORMAT, "source": str(path.resolve()), **parsing})
-        _remove_stale(folder, key, str(path.resolve()), parsing)
-        log.info("data: %s parsed and cached in %s", path, entry)
-        return raw
+                log.warning("data: cache entry %s is damaged (%s); parsing again", location, err)
+                shutil.rmtree(location, ignore_errors=True)
+        source = str(path.resolve())
+        _write(location, build, {"format": FORMAT, "source": source, **parsing})
+        _remove_stale(folder, key, source, parsing)
+        log.info("data: %s parsed and cached in %s", path, location)
+        return _load(location)
 
 
 def _entry_name(file_digest: str, parsing: dict[str, Any]) -> str:
@@ -98,46 +144,47 @@ def _building(lock: Path) -> Iterator[None]:
         os.close(descriptor)  # releases the lock
 
 
-def _write(entry: Path, raw: RawSequences, described: dict[str, Any]) -> None:
-    """The arrays and their manifest, in a temporary folder renamed into place."""
-    building = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+def _write(location: Path, build: Builder, described: dict[str, Any]) -> None:
+    """The steps and the manifest, in a temporary folder renamed into place."""
+    building = Path(tempfile.mkdtemp(prefix=f".{location.name}.", dir=location.parent))
     try:
-        arrays = {"steps": raw.steps.numpy(), "lengths": raw.lengths.numpy()}
-        files = {}
-        for name, array in arrays.items():
-            target = building / f"{name}.npy"
-            with target.open("wb") as stream:
-                np.save(stream, np.ascontiguousarray(array), allow_pickle=False)
-                stream.flush()
-                os.fsync(stream.fileno())
-            files[target.name] = file_sha256(target)
-        names = {"ids": raw.ids, "labels": raw.labels}
-        manifest = {**described, "files": files, **names}
+        with (building / STEPS_FILE).open("wb") as stream:
+            lengths, ids, labels = build(stream)
+            width = stream.tell() // STEP_TYPE.itemsize // max(int(np.sum(lengths)), 1)
+            stream.flush()
+            os.fsync(stream.fileno())
+        manifest = {
+            **described,
+            "feature_count": int(width),
+            "lengths": np.asarray(lengths, dtype=np.int64).tolist(),
+            "ids": ids,
+            "labels": labels,
+            "steps_sha256": file_sha256(building / STEPS_FILE),
+        }
         (building / MANIFEST).write_text(json.dumps(manifest))
-        os.replace(building, entry)
+        os.replace(building, location)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
 
 
-def _load(entry: Path, source: str) -> RawSequences:
+def _load(location: Path) -> Entry:
     try:
-        manifest = json.loads((entry / MANIFEST).read_text())
+        manifest = json.loads((location / MANIFEST).read_text())
         if manifest.get("format") != FORMAT:
             raise DamagedEntry(f"format {manifest.get('format')}, expected {FORMAT}")
-        arrays = {}
-        for file, digest in manifest["files"].items():
-            if file_sha256(entry / file) != digest:
-                raise DamagedEntry(f"{file} does not match its checksum")
-            # copy-on-write mapping: pages are read as used, the file is never written
-            arrays[file] = np.load(entry / file, mmap_mode="c", allow_pickle=False)
-        steps, lengths = arrays["steps.npy"], arrays["lengths.npy"]
-        ids, labels = manifest["ids"], manifest["labels"]
+        lengths = np.asarray(manifest["lengths"], dtype=np.int64)
+        entry = Entry(
+            location, lengths, manifest["ids"], manifest["labels"], manifest["feature_count"]
+        )
+        expected_size = int(lengths.sum()) * entry.feature_count * STEP_TYPE.itemsize
+        if entry.steps_path.stat().st_size != expected_size or len(lengths) != len(entry.ids):
+            raise DamagedEntry("its files disagree in size with its manifest")
+        if file_sha256(entry.steps_path) != manifest["steps_sha256"]:
+            raise DamagedEntry(f"{STEPS_FILE} does not match its checksum")
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise DamagedEntry(str(err)) from None
-    if len(lengths) != len(ids) or int(lengths.sum()) != len(steps):
-        raise DamagedEntry("its arrays disagree in size")
-    return RawSequences(torch.from_numpy(steps), torch.from_numpy(lengths), ids, labels, source)
+    return entry
 
 
 def _remove_stale(folder: Path, kept: str, source: str, parsing: dict[str, Any]) -> None:

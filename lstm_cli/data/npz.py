@@ -7,7 +7,6 @@ optional `lengths` [N] (1..T; steps past a sequence's length are padding). Loade
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from lstm_cli.common.errors import DataError
+from lstm_cli.common.runtime import memory_available
 from lstm_cli.config.dataset_schema import NpzDatasetConfig
 from lstm_cli.data.files import resolve_path
 from lstm_cli.data.raw import RawSequences
@@ -97,14 +97,6 @@ def check_declared_sizes(path: Path, limit: int | None) -> None:
             f"{path}: its arrays declare {declared / 2**30:.1f} GiB, more than the"
             f" {limit / 2**30:.1f} GiB of memory available to load them"
         )
-
-
-def memory_available() -> int | None:
-    """Bytes of physical memory free now (None where the system does not say)."""
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def prepare(cfg: NpzDatasetConfig, fitted: dict[str, Any] | None, seed: int) -> PreparedData:

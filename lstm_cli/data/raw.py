@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from torch import Tensor
 
@@ -21,3 +22,11 @@ class RawSequences:
     @property
     def feature_count(self) -> int:
         return self.steps.shape[1]
+
+
+class Labelled(Protocol):
+    """Sequences known by id and label, wherever their steps are (memory or disk)."""
+
+    ids: list[str]
+    labels: list[str] | None
+    source: str

@@ -30,6 +30,20 @@ class Scaler:
             offset, scale = flat.min(0).values, flat.max(0).values - flat.min(0).values
         else:
             offset, scale = torch.zeros(columns), torch.ones(columns)
+        return cls.checked(kind, offset, scale, names)
+
+    @classmethod
+    def of_moments(cls, kind: str, moments: Moments, names: list[str] | None = None) -> Scaler:
+        """The scaler `fit` would give on the values `moments` summarise."""
+        if kind == "standard":
+            return cls.checked(kind, moments.mean, moments.variance.sqrt(), names)
+        if kind == "minmax":
+            return cls.checked(kind, moments.low, moments.high - moments.low, names)
+        columns = len(moments.mean)
+        return cls.checked(kind, torch.zeros(columns), torch.ones(columns), names)
+
+    @classmethod
+    def checked(cls, kind: str, offset: Tensor, scale: Tensor, names: list[str] | None) -> Scaler:
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
         overflowing = ~(torch.isfinite(offset) & torch.isfinite(scale))
         if overflowing.any():
@@ -60,3 +74,43 @@ class Scaler:
     @staticmethod
     def _tensor(numbers: list[float], like: Tensor) -> Tensor:
         return torch.tensor(numbers, dtype=like.dtype, device=like.device)
+
+
+@dataclass
+class Moments:
+    """Per-column count, mean, spread, minimum and maximum of values seen a chunk at a
+    time (data that never sits in memory whole); chunks merge as Chan et al. do, which
+    keeps the variance exact where summing squares would cancel."""
+
+    count: int
+    mean: Tensor
+    squares: Tensor  # sum of squared deviations from the mean
+    low: Tensor
+    high: Tensor
+
+    @classmethod
+    def of(cls, values: Tensor) -> Moments:
+        values = values.double()
+        mean = values.mean(0)
+        return cls(
+            len(values),
+            mean,
+            ((values - mean) ** 2).sum(0),
+            values.min(0).values,
+            values.max(0).values,
+        )
+
+    def merged(self, other: Moments) -> Moments:
+        count = self.count + other.count
+        delta = other.mean - self.mean
+        return Moments(
+            count,
+            self.mean + delta * other.count / count,
+            self.squares + other.squares + delta**2 * self.count * other.count / count,
+            torch.minimum(self.low, other.low),
+            torch.maximum(self.high, other.high),
+        )
+
+    @property
+    def variance(self) -> Tensor:
+        return self.squares / max(self.count, 1)

@@ -22,7 +22,7 @@ from lstm_cli.config.dataset_schema import SequenceDatasetConfig
 from lstm_cli.data.cache import cached_sequences
 from lstm_cli.data.files import resolve_path
 from lstm_cli.data.missing import forward_fill, read_columns
-from lstm_cli.data.raw import RawSequences
+from lstm_cli.data.raw import Labelled, RawSequences
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import PreparedData, RaggedSplit, ragged_rows
 from lstm_cli.data.table import Table
@@ -175,7 +175,7 @@ def prepare(
 ) -> PreparedData:
     """`cache`: the folder of the prepared-data cache (None: parse every time)."""
     path = resolve_path(cfg.path, "dataset.path")
-    state = fitted or _new_state(cfg, path)
+    state = fitted or new_state(cfg, path)
     raw = _read_labelled(path, state, cache)
     test_raw = None
     if cfg.test_path:
@@ -196,18 +196,7 @@ def prepare_labelled(
     classification = plan.task == "classification"
     if not fitted and classification:
         state["classes"] = class_names(raw.labels, raw.source)
-    generator = torch.Generator().manual_seed(seed)
-    train_index = torch.arange(len(raw.ids))
-    if test_raw is None:
-        provisional = _provisional_labels(raw.labels, classification)
-        train_index, test_index = stratified_split(
-            provisional, plan.test_fraction, classification, generator
-        )
-    provisional = _provisional_labels([raw.labels[i] for i in train_index], classification)
-    fit_index, val_index = stratified_split(
-        provisional, plan.val_fraction, classification, generator
-    )
-    fit_index, val_index = train_index[fit_index], train_index[val_index]
+    fit_index, val_index, test_index = split_indices(raw.labels, plan, test_raw is None, seed)
     if not fitted:
         _fit_scalers(plan, state, raw, fit_index)
     x, y = scale_features(raw, state), encode_labels(raw.labels, state, raw.source, raw.ids)
@@ -231,7 +220,28 @@ def prepare_labelled(
     )
 
 
-def _new_state(cfg: SequenceDatasetConfig, path: Path) -> dict[str, Any]:
+def split_indices(
+    labels: list[str], plan: SplitPlan, hold_out_test: bool, seed: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Indices of the training, validation and (with `hold_out_test`, else empty) test
+    sequences: random by `seed`, stratified by class for classification."""
+    classification = plan.task == "classification"
+    generator = torch.Generator().manual_seed(seed)
+    train_index = torch.arange(len(labels))
+    test_index = torch.arange(0)
+    if hold_out_test:
+        provisional = _provisional_labels(labels, classification)
+        train_index, test_index = stratified_split(
+            provisional, plan.test_fraction, classification, generator
+        )
+    provisional = _provisional_labels([labels[i] for i in train_index], classification)
+    fit_index, val_index = stratified_split(
+        provisional, plan.val_fraction, classification, generator
+    )
+    return train_index[fit_index], train_index[val_index], test_index
+
+
+def new_state(cfg: SequenceDatasetConfig, path: Path) -> dict[str, Any]:
     """Feature columns are never the id, step or label column, named or found."""
     table = Table.read(path, head=True)
     step_column = cfg.step_column
@@ -278,10 +288,17 @@ def _fit_scalers(
     starts = torch.cumsum(raw.lengths, 0) - raw.lengths
     valid_steps = raw.steps[ragged_rows(starts[fit_index], raw.lengths[fit_index])]
     state["scaler"] = Scaler.fit(plan.scaler, valid_steps, state["features"]).to_dict()
+    fit_target_scaler(plan, state, raw, fit_index)
+
+
+def fit_target_scaler(
+    plan: SplitPlan, state: dict[str, Any], sequences: Labelled, fit_index: Tensor
+) -> None:
+    """Regression targets are scaled by the training sequences' labels."""
     if plan.task == "regression":
-        fit_labels = [raw.labels[i] for i in fit_index]
-        fit_ids = [raw.ids[i] for i in fit_index]
-        numbers = encode_labels(fit_labels, state, raw.source, fit_ids)
+        fit_labels = [sequences.labels[i] for i in fit_index]
+        fit_ids = [sequences.ids[i] for i in fit_index]
+        numbers = encode_labels(fit_labels, state, sequences.source, fit_ids)
         state["target_scaler"] = Scaler.fit(
             plan.scaler, numbers.double(), [state["label_column"]]
         ).to_dict()

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from lstm_cli.common.distributed import World, my_share
-from lstm_cli.data.batching import batch_order
+from lstm_cli.data.batching import batch_order, read_ahead
 from lstm_cli.data.splits import PreparedData, Split
 from lstm_cli.training.losses import LossFn
 from lstm_cli.training.metrics import MetricAccumulator
@@ -29,11 +29,10 @@ def evaluate_split(
     world = world or World()
     model.eval()
     accumulator = MetricAccumulator(data.task, data.output_size, device, data.to_original)
-    for whole in batch_order(split.sequence_lengths(), batch_size, shuffle=False, bucket=False):
-        index = my_share(whole, world)
-        if not len(index):
-            continue
-        batch = split.take(index).to(device)
+    order = batch_order(split.sequence_lengths(), batch_size, shuffle=False, bucket=False)
+    shares = [share for share in (my_share(whole, world) for whole in order) if len(share)]
+    for _, taken in read_ahead(split, shares):
+        batch = taken.to(device)
         outputs = model(batch.x, batch.lengths)
         accumulator.update(
             outputs, batch.y, batch.lengths, loss_fn(outputs, batch.y, batch.lengths)
@@ -49,7 +48,8 @@ def predict_outputs(
     """Raw model outputs for every sample of `split`, in order, on the CPU."""
     model.eval()
     outputs = []
-    for index in batch_order(split.sequence_lengths(), batch_size, shuffle=False, bucket=False):
-        batch = split.take(index).to(device)
+    order = batch_order(split.sequence_lengths(), batch_size, shuffle=False, bucket=False)
+    for _, taken in read_ahead(split, order):
+        batch = taken.to(device)
         outputs.append(model(batch.x, batch.lengths).float().cpu())
     return torch.cat(outputs)

@@ -26,7 +26,7 @@ from lstm_cli.common.errors import CheckpointError, Interrupted, LstmCliError
 from lstm_cli.common.runtime import peak_memory_mib, resolve_device, seed_everything, set_threads
 from lstm_cli.config.schema import TrainConfig
 from lstm_cli.data import load_dataset
-from lstm_cli.data.batching import batch_order
+from lstm_cli.data.batching import epoch_order, read_ahead
 from lstm_cli.data.cache import cache_folder
 from lstm_cli.data.files import fingerprints
 from lstm_cli.data.placement import place
@@ -79,7 +79,8 @@ class Training:
         seed_everything(trainer.seed)
         fitted = resumed["preprocessing"] if resumed else None
         loading = time.perf_counter()
-        data = load_dataset(config.dataset, fitted=fitted, cache=cache_folder(config))
+        cache, streaming = cache_folder(config), config.data.streaming
+        data = load_dataset(config.dataset, fitted=fitted, cache=cache, streaming=streaming)
         self.data_load_seconds = round(time.perf_counter() - loading, 3)
         if resumed is None:  # what this run trains on, for evaluate to compare with later
             data.preprocessing["data_files"] = fingerprints(config.dataset)
@@ -146,13 +147,8 @@ class Training:
         while progress.epoch < trainer.max_epochs and not self._stopped_early():
             epoch = progress.epoch + 1
             self.trainee.shuffle.set_state(progress.shuffle_state)
-            order = batch_order(
-                self.data.train.sequence_lengths(),
-                trainer.batch_size,
-                shuffle=True,
-                bucket=self.config.data.bucket,
-                generator=self.trainee.shuffle,
-            )
+            bucket = self.config.data.bucket
+            order = epoch_order(self.data.train, trainer.batch_size, bucket, self.trainee.shuffle)
             size = self.world.size  # under torchrun: this rank's share of each batch
             order = [my_share(batch, self.world) for batch in order if len(batch) >= size]
             started = time.perf_counter()
@@ -172,8 +168,8 @@ class Training:
         every = trainer.checkpoint_every_steps
         self.stepping_model.train()
         with self.reporter.progress(f"epoch {epoch}/{trainer.max_epochs}", len(order)) as bar:
-            for position in range(progress.batch_in_epoch, len(order)):
-                batch = self.data.train.take(order[position]).to(self.device)
+            for position, taken in read_ahead(self.data.train, order, progress.batch_in_epoch):
+                batch = taken.to(self.device)
                 loss, grad_norm = train_batch(
                     self.stepping_model, batch, position, self.update, self.loss_fn, progress.sums
                 )
