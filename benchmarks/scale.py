@@ -1,33 +1,46 @@
 """Reading data of real size: lstm-train against pyarrow's own read of the same file.
 
-    python benchmarks/scale.py                 # 1x: 20,000 sequences x 100 steps x 8 features
-    python benchmarks/scale.py --sizes 0.1 1   # several sizes, to see how time and memory grow
+    python benchmarks/scale.py                     # 1x and 10x (1x: 20,000 sequences x 100
+                                                   # steps x 8 features, a 153 MiB CSV)
+    python benchmarks/scale.py --sizes 0.1 1       # other sizes
+    python benchmarks/scale.py --sizes 1 --streamed 22 --cap-mib 1024 --plot scale.png
 
-Writes a long-format CSV (the shape `csv_sequences` reads: one row per time step) for each
-size, then measures, each in its own process: `lstm-train train` for one epoch of a tiny
-model (seconds to data ready, from results.json's `data_load_seconds`; peak memory; whole
-run; training throughput), and pyarrow reading the same file and reshaping it into the
-same [sequences, steps, features] array (the floor). Prints one row per size with the
-ratios. pyarrow is a benchmark-only dependency here.
+For each size it writes a long-format CSV (the shape `csv_sequences` reads: one row per
+time step), then measures, each in its own process: `lstm-train train` for one epoch of a
+tiny model, twice (the first run parses the file and fills the prepared-data cache, the
+second maps the cache): seconds to data ready (results.json's `data_load_seconds`), peak
+memory, training throughput; and pyarrow reading the same file and reshaping it into the
+same [sequences, steps, features] array (the floor). `--streamed N` also writes an N x
+Parquet file and trains on it with `data.streaming=true` inside a memory cap of
+`--cap-mib` (a cgroup made for the run: needs root; otherwise the run is not capped and
+the table says so), beside the same file trained in memory without a cap. `--plot` draws
+time and memory against size. Every ratio compares figures measured in this one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
+import os
 import platform
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 SCRIPT = Path(sys.executable).with_name("lstm-train")
 SEQUENCES, STEPS, FEATURES = 20_000, 100, 8
+BLOCK = 1000  # sequences generated at a time
+CGROUP_V1 = Path("/sys/fs/cgroup/memory")
+CGROUP_V2 = Path("/sys/fs/cgroup")
 
 # Run in a fresh process so that its peak memory is its own.
 ARROW_READ = textwrap.dedent(
@@ -51,28 +64,48 @@ ARROW_READ = textwrap.dedent(
 )
 
 
-def write_long_csv(path: Path, sequences: int) -> None:
-    """`series_id, step, f0..f7, label`: one row per step, written with numpy in blocks."""
+def blocks(sequences: int) -> Iterator[pa.Table]:
+    """`series_id, step, f0..f7, label`: one row per step, BLOCK sequences at a time;
+    features rounded to 5 decimals, as a CSV export would write them."""
     rng = np.random.default_rng(0)
-    header = ["series_id", "step", *(f"f{i}" for i in range(FEATURES)), "label"]
-    with path.open("w", newline="") as stream:
-        stream.write(",".join(header) + "\n")
-        for first in range(0, sequences, 1000):
-            block = min(1000, sequences - first)
-            ids = np.repeat(np.arange(first, first + block), STEPS)
-            steps = np.tile(np.arange(STEPS), block)
-            values = rng.standard_normal((block * STEPS, FEATURES))
-            labels = np.repeat(rng.integers(0, 2, block), STEPS)
-            columns = [ids, steps, *values.T, labels]
-            rows = np.column_stack(columns)
-            np.savetxt(
-                stream, rows, fmt=["s%d", "%d", *(["%.5f"] * FEATURES), "c%d"], delimiter=","
-            )
+    for first in range(0, sequences, BLOCK):
+        count = min(BLOCK, sequences - first)
+        numbers = np.arange(first, first + count)
+        values = rng.standard_normal((count * STEPS, FEATURES)).round(5)
+        columns = {
+            "series_id": pa.array(np.char.add("s", np.repeat(numbers, STEPS).astype(str))),
+            "step": pa.array(np.tile(np.arange(STEPS), count)),
+            **{f"f{i}": pa.array(values[:, i]) for i in range(FEATURES)},
+            "label": pa.array(
+                np.char.add("c", np.repeat(rng.integers(0, 2, count), STEPS).astype(str))
+            ),
+        }
+        yield pa.table(columns)
 
 
-def lstm_train(path: Path, workdir: Path) -> dict[str, float]:
+def write_csv(path: Path, sequences: int) -> None:
+    import pyarrow.csv as pv
+
+    with pv.CSVWriter(path, next(blocks(1)).schema) as writer:
+        for table in blocks(sequences):
+            writer.write_table(table)
+
+
+def write_parquet(path: Path, sequences: int) -> None:
+    import pyarrow.parquet as pq
+
+    with pq.ParquetWriter(path, next(blocks(1)).schema) as writer:
+        for table in blocks(sequences):
+            writer.write_table(table)
+
+
+def lstm_train(
+    path: Path, workdir: Path, *extra: str, preexec: Callable[[], None] | None = None
+) -> dict[str, float]:
+    """One epoch of `lstm-train train` on `path` in `workdir`; its figures, or the signal
+    that killed it."""
     started = time.perf_counter()
-    subprocess.run(
+    run = subprocess.run(
         [
             str(SCRIPT),
             "train",
@@ -83,12 +116,17 @@ def lstm_train(path: Path, workdir: Path) -> dict[str, float]:
             "model=tiny",
             "trainer.max_epochs=1",
             "trainer.batch_size=256",
+            *extra,
         ],
         cwd=workdir,
-        check=True,
         stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec,
     )
     wall = time.perf_counter() - started
+    if run.returncode != 0:
+        return {"failed": run.returncode, "wall": wall, "stderr": run.stderr[-300:]}
     run_dir = workdir / "outputs/train/latest"
     results = json.loads((run_dir / "results.json").read_text())
     with (run_dir / "metrics.csv").open() as stream:
@@ -111,40 +149,131 @@ def arrow_floor(path: Path) -> dict[str, float]:
     return json.loads(result.stdout)
 
 
+@contextlib.contextmanager
+def memory_cap(megabytes: int) -> Iterator[Callable[[], None] | None]:
+    """A cgroup limited to `megabytes` that a child process joins before it starts
+    (v1 or v2); None where one cannot be made (not root, no memory controller)."""
+    name = f"lstm-train-scale-{os.getpid()}"
+    limit = str(megabytes * 2**20)
+    if (CGROUP_V1 / "memory.limit_in_bytes").exists():
+        group, limit_file = CGROUP_V1 / name, "memory.limit_in_bytes"
+    else:
+        group, limit_file = CGROUP_V2 / name, "memory.max"
+    try:
+        group.mkdir()
+        (group / limit_file).write_text(limit)
+    except OSError:
+        yield None
+        return
+
+    def join() -> None:
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+
+    try:
+        yield join
+    finally:
+        with contextlib.suppress(OSError):
+            group.rmdir()
+
+
+def row(size: str, source: str, run: str, ours: dict, floor: dict | None) -> str:
+    if "failed" in ours:
+        return (
+            f"| {size} | {source} | {run} | exit {ours['failed']}: {ours['stderr']!r} | | | | | |"
+        )
+    ratios = " | |"
+    floor_cell = " |"
+    if floor:
+        floor_cell = f" {floor['seconds']:.1f} s, {floor['peak_mib']:.0f} MiB |"
+        time_ratio = ours["load"] / floor["seconds"]
+        ratios = f" {time_ratio:.1f}x | {ours['peak_mib'] / floor['peak_mib']:.1f}x |"
+    return (
+        f"| {size} | {source} | {run} | {ours['load']:.1f} s | {ours['peak_mib']:.0f} MiB"
+        f" | {ours['sequences_per_second']:.0f} seq/s |{floor_cell}{ratios}"
+    )
+
+
+def plot(path: Path, sizes: list[float], measured: dict[str, list[dict]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (times, memory) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for label, figures in measured.items():
+        seconds = [f.get("load", f.get("seconds")) for f in figures]
+        times.plot(sizes, seconds, marker="o", label=label)
+        memory.plot(sizes, [f["peak_mib"] for f in figures], marker="o", label=label)
+    for axes, what in ((times, "seconds to data ready"), (memory, "peak memory (MiB)")):
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xlabel(f"size (x {SEQUENCES:,} sequences of {STEPS} steps)")
+        axes.set_ylabel(what)
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend()
+    figure.suptitle("lstm-train reading a long-format CSV, against pyarrow")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=float, nargs="+", default=[1.0], help="x 20,000 seqs")
-    parser.add_argument("--workdir", type=Path, help="where the CSV files go (default: temp)")
+    parser.add_argument("--sizes", type=float, nargs="+", default=[1.0, 10.0])
+    parser.add_argument("--streamed", type=float, help="size of the streamed Parquet run")
+    parser.add_argument("--cap-mib", type=int, default=1024, help="its memory cap")
+    parser.add_argument("--plot", type=Path, help="draw time and memory against size here")
+    parser.add_argument("--workdir", type=Path, help="where the files go (default: temp)")
     args = parser.parse_args()
     print(
-        f"machine: {platform.machine()}, python {platform.python_version()},"
-        f" date {time.strftime('%Y-%m-%d')}; long-format CSV, {STEPS} steps x {FEATURES}"
-        " features per sequence",
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, python"
+        f" {platform.python_version()}, date {time.strftime('%Y-%m-%d')}; long-format data,"
+        f" {STEPS} steps x {FEATURES} features per sequence; one epoch of model=tiny",
         flush=True,
     )
     print(
-        "| size | sequences | file | lstm-train: data ready | peak memory | whole run (1 epoch)"
-        " | training | pyarrow read + reshape | peak memory | ratio time | ratio memory |"
+        "| size | input | run | data ready | peak memory | training | pyarrow read + reshape"
+        " | ratio time | ratio memory |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
+    measured: dict[str, list[dict]] = {"first run": [], "cached run": [], "pyarrow": []}
     with tempfile.TemporaryDirectory(dir=args.workdir) as scratch:
         root = Path(scratch)
         for size in args.sizes:
             sequences = int(SEQUENCES * size)
             path = root / f"long_{size:g}x.csv"
-            write_long_csv(path, sequences)
+            write_csv(path, sequences)
             workdir = root / f"run_{size:g}x"
             workdir.mkdir()
-            ours, floor = lstm_train(path, workdir), arrow_floor(path)
-            megabytes = path.stat().st_size / 2**20
-            print(
-                f"| {size:g}x | {sequences:,} | {megabytes:.0f} MiB | {ours['load']:.1f} s"
-                f" | {ours['peak_mib']:.0f} MiB | {ours['wall']:.1f} s"
-                f" | {ours['sequences_per_second']:.0f} seq/s | {floor['seconds']:.1f} s"
-                f" | {floor['peak_mib']:.0f} MiB | {ours['load'] / floor['seconds']:.1f}x"
-                f" | {ours['peak_mib'] / floor['peak_mib']:.1f}x |",
-                flush=True,
-            )
+            label = f"{size:g}x"
+            source = f"CSV, {path.stat().st_size / 2**20:.0f} MiB, {sequences:,} sequences"
+            floor = arrow_floor(path)
+            first = lstm_train(path, workdir)
+            cached = lstm_train(path, workdir)
+            print(row(label, source, "first (parse, fill cache)", first, floor), flush=True)
+            print(row(label, source, "second (cache)", cached, floor), flush=True)
+            for name, figures in (("first run", first), ("cached run", cached), ("pyarrow", floor)):
+                measured[name].append(figures)
+            path.unlink()
+        if args.streamed:
+            sequences = int(SEQUENCES * args.streamed)
+            path = root / f"long_{args.streamed:g}x.parquet"
+            write_parquet(path, sequences)
+            workdir = root / "streamed"
+            workdir.mkdir()
+            label = f"{args.streamed:g}x"
+            source = f"Parquet, {path.stat().st_size / 2**20:.0f} MiB, {sequences:,} sequences"
+            with memory_cap(args.cap_mib) as join:
+                capped = f"streamed, cap {args.cap_mib} MiB" if join else "streamed, NOT capped"
+                streamed = lstm_train(path, workdir, "data.streaming=true", preexec=join)
+            print(row(label, source, capped, streamed, None), flush=True)
+            in_memory = lstm_train(path, workdir, "data.streaming=false", "data.cache=false")
+            print(row(label, source, "in memory, no cap", in_memory, None), flush=True)
+            if "failed" not in streamed and "failed" not in in_memory:
+                ratio = streamed["sequences_per_second"] / in_memory["sequences_per_second"]
+                print(f"\nstreamed training throughput: {ratio:.2f}x in memory", flush=True)
+    if args.plot:
+        plot(args.plot, args.sizes, measured)
+        print(f"plot: {args.plot}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from lstm_cli.data.sequences import (
     new_state,
     split_indices,
 )
-from lstm_cli.data.splits import Batch, PreparedData, RaggedSplit
+from lstm_cli.data.splits import Batch, PreparedData
 
 # Parsing a long-format CSV in memory peaked at 4.6x its size above the process's baseline
 # (153 MiB file: 1115 MiB peak, 410 MiB before reading; benchmarks/scale.py), so auto
@@ -60,24 +60,31 @@ class StreamedSplit:
     scaler: Scaler
     shard: int = SHARD_SEQUENCES
     _descriptor: int | None = field(default=None, init=False, repr=False)
+    _offset: np.ndarray = field(init=False, repr=False)
+    _scale: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._offset = np.asarray(self.scaler.offset, dtype=np.float64)
+        self._scale = np.asarray(self.scaler.scale, dtype=np.float64)
 
     def __len__(self) -> int:
         return len(self.lengths)
 
     def take(self, index: Tensor) -> Batch:
         """Read the sequences at `index` (one pread each: safe from any thread), scale them
-        and pad them to the batch's longest."""
-        lengths = self.lengths[index]
+        and pad them to the batch's longest. numpy only: torch's thread pool stays free for
+        the training step that runs meanwhile."""
+        lengths = self.lengths[index].numpy()
+        starts = self.starts[index].numpy()
         row_bytes = self.feature_count * STEP_TYPE.itemsize
         descriptor = self._open()
-        parts = [
-            os.pread(descriptor, length * row_bytes, start * row_bytes)
-            for start, length in zip(self.starts[index].tolist(), lengths.tolist(), strict=True)
-        ]
-        steps = np.frombuffer(b"".join(parts), STEP_TYPE).reshape(-1, self.feature_count)
-        scaled = self.scaler.transform(torch.from_numpy(steps.copy())).float()
-        batch = RaggedSplit(scaled, torch.cumsum(lengths, 0) - lengths, lengths, self.y[index])
-        return batch.take(torch.arange(len(index)))
+        x = np.zeros((len(lengths), int(lengths.max(initial=0)), self.feature_count), np.float32)
+        for row, (start, length) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
+            steps = np.frombuffer(
+                os.pread(descriptor, length * row_bytes, start * row_bytes), STEP_TYPE
+            )
+            x[row, :length] = (steps.reshape(length, -1) - self._offset) / self._scale
+        return Batch(torch.from_numpy(x), torch.from_numpy(lengths), self.y[index])
 
     def sequence_lengths(self) -> Tensor:
         return self.lengths
