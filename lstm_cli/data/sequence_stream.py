@@ -82,7 +82,9 @@ def _batches(path: Path, state: dict[str, Any]) -> Iterator[pa.RecordBatch]:
         if suffix in PARQUET_SUFFIXES:
             import pyarrow.parquet as pq
 
-            yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS)
+            # pre_buffer off: on, the reader keeps every row group it has read
+            parquet = pq.ParquetFile(path, pre_buffer=False)
+            yield from parquet.iter_batches(batch_size=BATCH_ROWS)
         elif suffix in FEATHER_SUFFIXES:
             with pa.memory_map(str(path)) as source:
                 reader = pa.ipc.open_file(source)
