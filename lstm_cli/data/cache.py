@@ -119,10 +119,10 @@ def cached_entry(folder: Path, path: Path, state: dict[str, Any], build: Builder
                 log.warning("data: cache entry %s is damaged (%s); parsing again", location, err)
                 shutil.rmtree(location, ignore_errors=True)
         source = str(path.resolve())
-        _write(location, build, {"format": FORMAT, "source": source, **parsing})
+        entry = _write(location, build, {"format": FORMAT, "source": source, **parsing})
         _remove_stale(folder, key, source, parsing)
         log.info("data: %s parsed and cached in %s", path, location)
-        return _load(location)
+        return entry
 
 
 def _entry_name(file_digest: str, parsing: dict[str, Any]) -> str:
@@ -144,7 +144,7 @@ def _building(lock: Path) -> Iterator[None]:
         os.close(descriptor)  # releases the lock
 
 
-def _write(location: Path, build: Builder, described: dict[str, Any]) -> None:
+def _write(location: Path, build: Builder, described: dict[str, Any]) -> Entry:
     """The steps and the manifest, in a temporary folder renamed into place."""
     building = Path(tempfile.mkdtemp(prefix=f".{location.name}.", dir=location.parent))
     try:
@@ -166,6 +166,7 @@ def _write(location: Path, build: Builder, described: dict[str, Any]) -> None:
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
+    return _entry(location, manifest)
 
 
 def _load(location: Path) -> Entry:
@@ -173,18 +174,21 @@ def _load(location: Path) -> Entry:
         manifest = json.loads((location / MANIFEST).read_text())
         if manifest.get("format") != FORMAT:
             raise DamagedEntry(f"format {manifest.get('format')}, expected {FORMAT}")
-        lengths = np.asarray(manifest["lengths"], dtype=np.int64)
-        entry = Entry(
-            location, lengths, manifest["ids"], manifest["labels"], manifest["feature_count"]
-        )
-        expected_size = int(lengths.sum()) * entry.feature_count * STEP_TYPE.itemsize
-        if entry.steps_path.stat().st_size != expected_size or len(lengths) != len(entry.ids):
+        entry = _entry(location, manifest)
+        expected_size = int(entry.lengths.sum()) * entry.feature_count * STEP_TYPE.itemsize
+        if entry.steps_path.stat().st_size != expected_size or len(entry.lengths) != len(entry.ids):
             raise DamagedEntry("its files disagree in size with its manifest")
         if file_sha256(entry.steps_path) != manifest["steps_sha256"]:
             raise DamagedEntry(f"{STEPS_FILE} does not match its checksum")
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise DamagedEntry(str(err)) from None
     return entry
+
+
+def _entry(location: Path, manifest: dict[str, Any]) -> Entry:
+    """The entry a manifest describes (unchecked: `_load` checks it against the files)."""
+    lengths = np.asarray(manifest["lengths"], dtype=np.int64)
+    return Entry(location, lengths, manifest["ids"], manifest["labels"], manifest["feature_count"])
 
 
 def _remove_stale(folder: Path, kept: str, source: str, parsing: dict[str, Any]) -> None:

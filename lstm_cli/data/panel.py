@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -56,25 +57,24 @@ def read_panel(path: Path, state: dict[str, Any], key: str) -> list[Series]:
         key,
         state["missing"],
     )
-    ids = table.strings(state["id_column"], "dataset.id_column")
-    rows_of: dict[str, list[int]] = {}
-    for row, series_id in enumerate(ids):
-        rows_of.setdefault(series_id, []).append(row)
-    order = torch.tensor([row for rows in rows_of.values() for row in rows])
-    sizes = torch.tensor([len(rows) for rows in rows_of.values()])
+    series_of_row, ids = table.codes(state["id_column"], "dataset.id_column")
+    order = np.argsort(series_of_row, kind="stable")  # by series, each in file order
+    sizes = torch.from_numpy(np.bincount(series_of_row, minlength=len(ids)))
     group_start = (torch.cumsum(sizes, 0) - sizes).repeat_interleave(sizes)
-    filled = forward_fill(values[order], lambda n: table.where(int(order[n])), group_start)
+    ordered = values[torch.from_numpy(order)]
+    filled = forward_fill(ordered, lambda n: table.where(int(order[n])), group_start)
     stamps_column = state["time_column"]
     stamps = table.strings(stamps_column, "dataset.time_column") if stamps_column else None
     panel, first = [], 0
-    for series_id, rows in rows_of.items():
+    for series_id, size in zip(ids, sizes.tolist(), strict=True):
+        rows = order[first : first + size]
         index = None
         if stamps is not None:
             index = TimeIndex.parse(
                 [stamps[row] for row in rows], stamps_column, lambda n, r=rows: table.where(r[n])
             )
-        panel.append(Series(series_id, filled[first : first + len(rows)], index))
-        first += len(rows)
+        panel.append(Series(series_id, filled[first : first + size], index))
+        first += size
     return panel
 
 

@@ -8,6 +8,7 @@ padded per batch; features are scaled with statistics of the training sequences 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,6 +305,7 @@ def fit_target_scaler(
         ).to_dict()
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a column holds few classes, each spelled often
 def canonical_label(label: str) -> str:
     """A class label as one spelling: a number in its shortest exact form (`0.50` -> `0.5`,
     `1.0` -> `1`), any other text as it is."""
