@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import SCRIPT, assert_clean_error, cli_env
 
 
@@ -127,6 +128,26 @@ def test_out_of_range_values_name_key_value_and_range(cli, tmp_path):
     for override, needles in cases.items():
         assert_clean_error(cli("train", override), 2, *needles)
     assert not (tmp_path / "outputs").exists(), "a config error must stop before any run dir"
+
+
+def test_errors_found_from_the_machine_or_the_checkpoint_leave_no_run_folder(
+    cli, tmp_path, trained_airline
+):
+    """Checked before Hydra makes a run directory, so `report` never lists them."""
+    run_dir = f"run_dir={trained_airline / 'outputs/train/latest'}"
+    cases = [
+        (("train", "trainer.precision=16-mixed"), 2, "16-mixed needs a CUDA device"),
+        (("evaluate", "run_dir=nowhere"), 2, "run_dir=nowhere: no such directory"),
+        (("export", "run_dir=nowhere"), 2, "run_dir=nowhere: no such directory"),
+        (("predict", run_dir), 2, "input=FILE is required"),
+        (("predict", run_dir, "input=x.csv", "output=f.png"), 2, "not a picture"),
+        (("predict", run_dir, "input=x.csv"), 1, "input=x.csv: no such file"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((("train", "trainer.device=cuda"), 2, "has no CUDA device"))
+    for args, code, needle in cases:
+        assert_clean_error(cli(*args), code, needle)
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_wrong_type_names_the_expected_type(cli):

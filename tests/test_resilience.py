@@ -130,9 +130,31 @@ def test_resume_refuses_a_different_config_and_lists_each_key(tmp_path):
         cwd=tmp_path,
     )
     assert_clean_error(
-        result, 2, "model.hidden_size: saved 16, now 64", "optimizer.lr: saved 0.001, now 0.01"
+        result,
+        2,
+        "model.hidden_size: saved 16, now 64",
+        "optimizer.lr: saved 0.001, now 0.01",
+        "Only these may change: output_root, trainer.max_epochs, trainer.patience",
     )
     assert_clean_error(run_cli("train", "resume=nowhere", cwd=tmp_path), 2, "resume=nowhere")
+
+
+def test_resume_continues_the_saved_config_as_the_interrupt_hint_says(tmp_path):
+    first = ("model=tiny", "optimizer.lr=0.01", "trainer.max_epochs=2")
+    assert run_cli("train", *first, cwd=tmp_path).returncode == 0
+    run_dir = (tmp_path / "outputs/train/latest").resolve()
+    result = run_cli("train", f"resume={run_dir}", "trainer.max_epochs=3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with (run_dir / "metrics.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["epoch"] for row in rows] == ["1", "2", "3"]  # not the default 1000 epochs
+    assert {row["lr"] for row in rows} == {"0.01"}
+    saved = torch.load(run_dir / "checkpoints/last.pt", weights_only=True)["config"]
+    assert saved["model"]["hidden_size"] == 16 and saved["trainer"]["max_epochs"] == 3
+    result = run_cli("train", "resume=latest", cwd=tmp_path)  # nothing left to do
+    assert result.returncode == 0, result.stderr
+    with (run_dir / "metrics.csv").open() as stream:
+        assert len(list(csv.DictReader(stream))) == 3
 
 
 def test_resume_may_extend_max_epochs_and_appends_metrics(tmp_path):

@@ -16,16 +16,43 @@ from omegaconf import DictConfig, OmegaConf
 from lstm_cli.common.errors import LstmCliError, exit_for
 from lstm_cli.common.paths import rank_suffix
 from lstm_cli.config.checks import validate_export_config, validate_train_config
-from lstm_cli.config.schema import EvaluateConfig, PredictConfig
+from lstm_cli.config.schema import EvaluateConfig, ExportConfig, InferenceConfig, PredictConfig
 from lstm_cli.config.validate import build, resolve
 from lstm_cli.runs.ownership import refuse_foreign_directory
-from lstm_cli.runs.resume import check_resumable
+from lstm_cli.runs.resume import continued_config
+from lstm_cli.runs.rundir import checkpoint_path
+
+
+def _trained_run_ready(config_type: type, values: dict[str, Any]) -> tuple[Any, dict]:
+    """evaluate, predict, export: the device exists and the checkpoint loads (torch is
+    imported only now, so that --help stays quick)."""
+    from lstm_cli.common.runtime import resolve_device
+    from lstm_cli.runs.checkpoint import load_checkpoint
+
+    options = build(config_type, values)
+    if isinstance(options, InferenceConfig):
+        resolve_device(options.device, "device")
+    path = checkpoint_path(options.run_dir, options.checkpoint, options.which)
+    return options, load_checkpoint(path)
+
+
+def _predict_ready(values: dict[str, Any]) -> None:
+    from lstm_cli.commands.predict import check_options
+
+    options, saved = _trained_run_ready(PredictConfig, values)
+    check_options(options, saved["task"])
+
+
+def _export_ready(values: dict[str, Any]) -> None:
+    validate_export_config(values)
+    _trained_run_ready(ExportConfig, values)
+
 
 VALIDATORS = {
     "train": validate_train_config,
-    "evaluate": lambda values: build(EvaluateConfig, values),
-    "predict": lambda values: build(PredictConfig, values),
-    "export": validate_export_config,
+    "evaluate": lambda values: _trained_run_ready(EvaluateConfig, values),
+    "predict": _predict_ready,
+    "export": _export_ready,
 }
 
 
@@ -56,7 +83,8 @@ class ValidateBeforeRun(Callback):
                 key = "resume" if resuming else "hydra.run.dir"
                 refuse_foreign_directory(Path(config.hydra.run.dir), key, resuming)
             if single_run and resuming:
-                _check_resume(Path(config.hydra.run.dir), values)
+                overrides = list(config.hydra.overrides.task)
+                _check_resume(Path(config.hydra.run.dir), values, overrides)
         except Exception as err:
             ours = _our_error(err)
             if ours is None:
@@ -73,9 +101,12 @@ def _our_error(err: BaseException | None) -> LstmCliError | None:
     return err
 
 
-def _check_resume(run_dir: Path, values: dict[str, Any]) -> None:
-    """The resumed run's checkpoint must load and its config match (torch only now)."""
+def _check_resume(run_dir: Path, values: dict[str, Any], overrides: list[str]) -> None:
+    """The resumed run's checkpoint must load, and the command line change only what may
+    change (torch only now)."""
+    from lstm_cli.data.files import absolute_paths
     from lstm_cli.runs.checkpoint import load_checkpoint
 
     saved = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    check_resumable(saved["config"], values)
+    values = {**values, "dataset": absolute_paths(values["dataset"])}  # as saved
+    validate_train_config(continued_config(saved["config"], values, overrides))

@@ -46,15 +46,9 @@ def run(cfg: DictConfig) -> str:
     default_name = "predictions.txt" if language_model else "predictions.csv"
     output = Path(options.output).expanduser() if options.output else run_dir / default_name
     draws = options.predict.plot and trained.task == "forecasting"
-    if output.suffix.lower() == ".png":
-        raise ConfigError(
-            f"output={options.output}: predictions are a CSV (or text) file, not a picture;"
-            " name a .csv file (the forecast picture is drawn beside it as <name>.png)"
-        )
+    check_options(options, trained.task)
     picture = output.with_suffix(".png") if draws else None
     refuse_to_replace([output, picture], options.predict.overwrite, "predict.overwrite")
-    if not language_model and not options.input:
-        raise ConfigError("input=FILE is required: a file in the format the model was trained on")
     input_path = resolve_path(options.input, "input") if options.input else None
     if language_model:
         _write_text(output, _continue_text(trained, options, input_path))
@@ -65,6 +59,20 @@ def run(cfg: DictConfig) -> str:
     mark_latest(run_dir)
     log.info("predictions written to %s", output)
     return str(output)
+
+
+def check_options(options: PredictConfig, task: str) -> None:
+    """What predict can tell before any work (the config check calls it too): an input
+    where the model needs one, and an output that is not a picture."""
+    if options.output and Path(options.output).suffix.lower() == ".png":
+        raise ConfigError(
+            f"output={options.output}: predictions are a CSV (or text) file, not a picture;"
+            " name a .csv file (the forecast picture is drawn beside it as <name>.png)"
+        )
+    if task != "language_model" and not options.input:
+        raise ConfigError("input=FILE is required: a file in the format the model was trained on")
+    if options.input:
+        resolve_path(options.input, "input")
 
 
 def _forecast_rows(

@@ -30,8 +30,8 @@ from lstm_cli.reporting import plots
 from lstm_cli.reporting.summary import show_results, show_start
 from lstm_cli.runs.checkpoint import load_checkpoint
 from lstm_cli.runs.ownership import exclusive
-from lstm_cli.runs.resume import check_resumable
-from lstm_cli.runs.rundir import current_run_dir, in_sweep
+from lstm_cli.runs.resume import continued_config
+from lstm_cli.runs.rundir import command_line, current_run_dir, in_sweep
 from lstm_cli.runs.status import read_status, write_status
 from lstm_cli.training.loop import Training
 from lstm_cli.training.signals import stop_on_signals
@@ -62,8 +62,9 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, started: float) -> floa
         config, _ = validate_train_config(values)  # errors name the files as they were given
         values["dataset"] = absolute_paths(values["dataset"])  # saved: found from anywhere
         resumed = load_checkpoint(last) if config.resume or rerun else None
-        if resumed is not None:
-            check_resumable(resumed["config"], values)
+        if resumed is not None:  # the saved run goes on, as saved but for the keys given
+            values = continued_config(resumed["config"], values, command_line())
+            config, _ = validate_train_config(values)
         with stop_on_signals() as stop:  # from the start: a SIGTERM while loading counts
             training = Training(config, values, run_dir, resumed, world)
             show_start(training, resuming=resumed is not None)

@@ -36,7 +36,10 @@ def validate_train_config(values: dict[str, Any]) -> tuple[TrainConfig, Task]:
     ):
         raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0")
     check_model(cfg.model)
-    check_precision(cfg.trainer.precision, cfg.trainer.device)
+    from lstm_cli.common.runtime import resolve_device  # torch: only once a run is starting
+
+    device = resolve_device(cfg.trainer.device)  # cuda on a machine without: refused here
+    check_precision(cfg.trainer.precision, device.type)
     if cfg.data.streaming is True and not cfg.data.cache:
         raise ConfigError(
             "data.streaming=true reads batches from the prepared-data cache; set data.cache=true"
@@ -87,8 +90,8 @@ def check_precision(precision: str, device_type: str) -> None:
     """float16 needs CUDA: the CPU's LSTM kernel (oneDNN) has no float16 version."""
     if precision == "16-mixed" and device_type == "cpu":
         raise ConfigError(
-            f"trainer.precision=16-mixed needs a CUDA device, not trainer.device={device_type};"
-            " use trainer.precision=bf16-mixed or 32"
+            f"trainer.precision=16-mixed needs a CUDA device, and this run would train on the"
+            f" {device_type}; use trainer.precision=bf16-mixed or 32"
         )
 
 

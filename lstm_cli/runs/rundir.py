@@ -49,6 +49,13 @@ def in_sweep() -> bool:
     return HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def command_line() -> list[str]:
+    """This job's overrides as given on the command line (a sweep job: its own values)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task)
+
+
 def point_latest(run_dir: Path) -> None:
     """Make `<run_dir>/../latest` a symlink to `run_dir`, replaced atomically."""
     link = run_dir.parent / LATEST
