@@ -176,3 +176,24 @@ def test_every_help_example_of_the_trained_run_commands_runs(trained_airline, co
     for args in examples:
         result = run_cli(*args, cwd=trained_airline)
         assert result.returncode == 0, (args, result.stderr)
+
+
+def test_the_first_examples_run_as_pasted(trained_airline):
+    """The README's opening commands, after its `lstm-train train` (here: the fixture's
+    short training; CI runs the quick start's full one)."""
+    block = README.split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line.split("#", 1)[0]) for line in block.splitlines()]
+    assert commands[0] == ["lstm-train", "train"]
+    for command in commands[1:]:
+        result = run_cli(*command[1:], cwd=trained_airline)
+        assert result.returncode == 0, (command, result.stderr)
+    assert "predictions: 12 rows written to" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["run", "test"])
+def test_the_quick_start_is_one_command_with_the_cpu_torch(name):
+    """.ci/run runs these as written, changing only where torch comes from."""
+    command = README.split(f"<!-- quick start: {name} -->\n```bash\n", 1)[1].split("\n```")[0]
+    assert "\n" not in command
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in command
+    assert command.endswith("lstm-train train" if name == "run" else "python -m pytest -q -n auto")

@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig
 
 from lstm_cli.common.atomic import atomic_file
+from lstm_cli.common.console import Reporter
 from lstm_cli.common.errors import ConfigError, DataError
 from lstm_cli.common.runtime import resolve_device
 from lstm_cli.config.schema import PredictConfig
@@ -34,6 +35,8 @@ from lstm_cli.runs.rundir import checkpoint_path, current_run_dir, mark_latest, 
 from lstm_cli.training.evaluation import predict_outputs
 
 log = logging.getLogger("lstm_cli.predict")
+PREVIEW_ROWS = 5  # rows shown on the terminal after predicting
+PREVIEW_CHARACTERS = 300  # text shown after generating
 
 
 def run(cfg: DictConfig) -> str:
@@ -50,15 +53,31 @@ def run(cfg: DictConfig) -> str:
     picture = output.with_suffix(".png") if draws else None
     refuse_to_replace([output, picture], options.predict.overwrite, "predict.overwrite")
     input_path = resolve_path(options.input, "input") if options.input else None
+    Reporter()  # from here, log lines also reach the terminal
     if language_model:
-        _write_text(output, _continue_text(trained, options, input_path))
-    elif trained.task == "forecasting":
-        _write_rows(output, _forecast_rows(trained, options, input_path, picture))
+        body = _continue_text(trained, options, input_path)
+        _write_text(output, body)
+        log.info("text: %d characters written to %s", len(body), output)
+        log.info("%s%s", body[:PREVIEW_CHARACTERS], "..." if len(body) > PREVIEW_CHARACTERS else "")
     else:
-        _write_rows(output, _sequence_rows(trained, options, input_path, device))
+        rows = (
+            _forecast_rows(trained, options, input_path, picture)
+            if trained.task == "forecasting"
+            else _sequence_rows(trained, options, input_path, device)
+        )
+        _write_rows(output, rows)
+        log.info("predictions: %d rows written to %s", len(rows), output)
+        log.info("%s", _preview(rows))
     mark_latest(run_dir)
-    log.info("predictions written to %s", output)
     return str(output)
+
+
+def _preview(rows: list[dict[str, Any]]) -> str:
+    """The first rows as the CSV has them, and how many more there are."""
+    lines = [",".join(rows[0]), *(",".join(map(str, row.values())) for row in rows[:PREVIEW_ROWS])]
+    if len(rows) > PREVIEW_ROWS:
+        lines.append(f"... ({len(rows) - PREVIEW_ROWS} more)")
+    return "\n".join(lines)
 
 
 def check_options(options: PredictConfig, task: str) -> None:

@@ -131,7 +131,7 @@ class Reporter:
                     return
                 last_refresh = now
                 rate = seen / max(now - started, 1e-9)
-                status = f"loss {float(loss):.4g}  {rate:.0f} seq/s"
+                status = f"loss {float(loss.detach()):.4g}  {rate:.0f} seq/s"
                 bar.update(task, advance=1, status=status)
 
             yield advance
