@@ -207,3 +207,15 @@ def test_completion_installs_and_completes_subcommands_and_overrides(tmp_path):
     assert "optimizer=" in query("lstm-train train optim")
     assert "optimizer=sgd" in query("lstm-train train optimizer=s")
     assert "split=" in query("lstm-train evaluate spl")
+
+
+@pytest.mark.parametrize("args", [("export", "--help"), ("train", "--cfg", "job"), ("--help",)])
+def test_a_reader_that_goes_away_stops_the_output_quietly(args):
+    """`lstm-train export --help | head -3`: no `error: Broken pipe`, the Unix exit code."""
+    process = subprocess.Popen(
+        [str(SCRIPT), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env()
+    )
+    process.stdout.close()  # the reader is gone before the first line is written
+    stderr = process.stderr.read().decode()
+    assert process.wait() == 141, stderr
+    assert stderr == ""

@@ -9,6 +9,7 @@ import torch
 from conftest import assert_clean_error, read_json
 from torch import nn
 
+from lstm_cli.common import runtime
 from lstm_cli.config.validate import option_config
 from lstm_cli.data.batching import batch_order
 from lstm_cli.data.placement import keeps_data_on_device
@@ -206,3 +207,21 @@ def test_a_skipped_nonfinite_batch_is_as_if_it_were_not_there(fused):
 
 def update_guard(optimizer: torch.optim.Optimizer) -> bool:
     return Update(optimizer, None, Precision("32", CPU), False).guards_on_device
+
+
+def test_num_threads_zero_divides_the_cores_among_the_local_ranks(monkeypatch):
+    """torchrun --nproc-per-node=2 on 8 cores: 4 threads each, not 8 (oversubscribed)."""
+    monkeypatch.setattr(runtime, "available_cores", lambda: 8)
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what torchrun sets when it is unset
+        assert runtime.set_threads(0) == 4
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own choice wins
+        assert runtime.set_threads(0) == 3
+        assert runtime.set_threads(2) == 2  # and trainer.num_threads over both
+        monkeypatch.delenv("LOCAL_WORLD_SIZE")
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        assert runtime.set_threads(0) == 8
+    finally:
+        torch.set_num_threads(before)

@@ -15,6 +15,7 @@ import sys
 from typing import NoReturn
 
 from lstm_cli.common.errors import (
+    EXIT_BROKEN_PIPE,
     EXIT_RUNTIME,
     EXIT_USAGE,
     USER_FULL_ERROR_ENV,
@@ -62,7 +63,21 @@ def usage() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script; exits with the tool's exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _dispatch(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:
+        sys.exit(_reader_gone())
+
+
+def _reader_gone() -> int:
+    """stdout's reader has gone (`lstm-train train --help | head -3`): stop quietly, as
+    Unix tools do; stdout now points at /dev/null, so Python's flush at exit stays quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
+
+
+def _dispatch(args: list[str]) -> None:
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage(), end="")
         sys.exit(0)
@@ -100,6 +115,8 @@ def run_command(command: str, args: list[str]) -> int:
         else:
             apps.APPS[command]()
     except (KeyboardInterrupt, Exception) as err:
+        if isinstance(err, BrokenPipeError):
+            return _reader_gone()
         if wants_traceback() and not isinstance(err, KeyboardInterrupt):
             raise
         if sweeps.failed_jobs():  # the sweeper gave up because its jobs failed: say which

@@ -16,6 +16,7 @@ EXIT_RUNTIME = 1  # data, checkpoint, a failed sweep job, anything unexpected in
 EXIT_USAGE = 2  # the command line or the config
 EXIT_HANGUP = 129  # SIGHUP (the terminal or ssh session closed): 128 + 1
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2
+EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (`| head`): 128 + SIGPIPE, silently
 EXIT_TERMINATED = 143  # SIGTERM (a batch scheduler's notice): 128 + 15
 
 USER_FULL_ERROR_ENV = "LSTM_TRAIN_USER_FULL_ERROR"

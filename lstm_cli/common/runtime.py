@@ -52,13 +52,38 @@ def jobs_sharing_the_cores() -> int:
 def set_threads(requested: int) -> int:
     """Set torch's intra-op threads and return the count.
 
-    0 means the available cores divided among the jobs running at once, so that parallel
-    sweep jobs never oversubscribe the machine (every LSTM time step is a parallel region
-    that waits for all its threads; one busy core slows an oversubscribed run many times).
+    0 means an explicit OMP_NUM_THREADS, else the available cores divided among the
+    processes running at once on this machine (parallel sweep jobs, torchrun's local
+    ranks), so that they never oversubscribe it: every LSTM time step is a parallel region
+    that waits for all its threads, and one busy core slows an oversubscribed run many times.
     """
-    threads = requested or max(available_cores() // jobs_sharing_the_cores(), 1)
+    threads = (
+        requested
+        or _threads_from_environment()
+        or max(available_cores() // (jobs_sharing_the_cores() * local_processes()), 1)
+    )
     torch.set_num_threads(threads)
     return threads
+
+
+def local_processes() -> int:
+    """torchrun's processes on this machine (LOCAL_WORLD_SIZE), else 1."""
+    try:
+        return max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
+    except ValueError:
+        return 1
+
+
+def _threads_from_environment() -> int | None:
+    """OMP_NUM_THREADS when the user set it. torchrun sets it to 1 for every rank when it
+    is unset, which cannot be told apart from a user's 1: under torchrun, 1 is read as
+    torchrun's default (trainer.num_threads=1 asks for one thread explicitly)."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    if not value.isdigit() or int(value) < 1:
+        return None
+    if value == "1" and local_processes() > 1:
+        return None
+    return int(value)
 
 
 def seed_everything(seed: int) -> None:
