@@ -15,7 +15,7 @@ from lstm_cli.config import dataset_schema as dataset_schemas
 from lstm_cli.config import schema as schemas
 from lstm_cli.config.checks import validate_train_config
 from lstm_cli.config.schema import ModelConfig, PredictConfig, TrainConfig, TrainerConfig
-from lstm_cli.config.validate import build, closest_key
+from lstm_cli.config.validate import build, unknown_key
 from lstm_cli.config.validate import composed as train_values
 
 CONF = config_dir()
@@ -147,7 +147,7 @@ def test_forecast_splits_must_hold_a_horizon():
     ],
 )
 def test_the_closest_key_to_a_typo_is_found_in_the_schema(schema, typo, meant):
-    assert closest_key(schema, typo) == meant
+    assert unknown_key(schema, typo)[0] == meant
 
 
 def test_a_misspelled_override_gets_a_suggestion(cli):

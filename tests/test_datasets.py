@@ -213,3 +213,17 @@ def test_parquet_and_feather_files_train_like_their_csv(tmp_path, suffix):
         assert result.returncode == 0, result.stderr
         scores.append(read_json(tmp_path / "outputs/train/latest/results.json")["test"])
     assert scores[0] == scores[1], "the same data, whatever the format"
+
+
+def test_the_task_picks_the_loss_unless_the_user_names_one(tmp_path):
+    """csv_sequences' preset picks cross_entropy; dataset.task=regression takes mse."""
+    rows = "".join(
+        f"s{n},{step},{n * 0.1 + step},{n * 0.5}\n" for n in range(30) for step in range(4)
+    )
+    (tmp_path / "r.csv").write_text("id,step,v,label\n" + rows)
+    args = ("dataset=csv_sequences", "dataset.path=r.csv", "dataset.id_column=id", *QUICK)
+    result = run_cli("train", *args, "dataset.task=regression", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert results(tmp_path)["task"] == "regression" and "test/rmse" in results(tmp_path)["test"]
+    named = run_cli("train", *args, "dataset.task=regression", "loss=cross_entropy", cwd=tmp_path)
+    assert named.returncode == 2 and "loss=cross_entropy does not fit" in named.stderr

@@ -122,6 +122,7 @@ def run_command(command: str, args: list[str]) -> int:
         if sweeps.failed_jobs():  # the sweeper gave up because its jobs failed: say which
             return _report_failed_jobs(sweeps.failed_jobs())
         message, code = exit_for(err, in_job=False)
+        message = _unknown_key(command, message)
         hint = _suggestion(command, err) if code == EXIT_USAGE else ""
         if is_system_error(err) and not err.filename:  # Hydra writing .hydra/ or the log
             message = f"{_run_dir_being_made()}: could not write the run's files ({message})"
@@ -131,19 +132,28 @@ def run_command(command: str, args: list[str]) -> int:
     return _report_failed_jobs(failed) if failed else 0
 
 
-def _suggestion(command: str, err: BaseException) -> str:
-    """A hint after Hydra's error: ` (did you mean trainer.max_epochs?)` for a misspelled
-    key, how to quote a value that Hydra's override grammar cannot read (`~`, unicode)."""
+def _unknown_key(command: str, message: str) -> str:
+    """Hydra's `Could not override 'foo': Key 'foo' is not in struct` in our words: the
+    unknown key, the nearest valid one, and the keys valid at that level."""
     from lstm_cli.config.schema import COMMAND_SCHEMAS
-    from lstm_cli.config.validate import closest_key
+    from lstm_cli.config.validate import unknown_key
 
+    typo = re.match(r"Could not override '([^']+)': Key '[^']+' is not in struct", message)
+    if not typo:
+        return message
+    nearest, valid = unknown_key(COMMAND_SCHEMAS[command], typo.group(1))
+    hint = f" (did you mean {nearest}?)" if nearest else ""
+    listed = f"; valid keys there: {', '.join(valid)}" if valid else ""
+    return f"unknown key {typo.group(1)}{hint}{listed}"
+
+
+def _suggestion(command: str, err: BaseException) -> str:
+    """How to quote a value that Hydra's override grammar cannot read (`~`, unicode)."""
     unreadable = re.search(r"LexerNoViableAltException: ([\w.]+)=([^;]*);", one_line(err))
     if unreadable:
         key, value = unreadable.groups()
         return f" (quote the value: '{key}=\"{value}\"')"
-    typo = re.search(r"Could not override '([^']+)'", str(err))
-    close = typo and closest_key(COMMAND_SCHEMAS[command], typo.group(1))
-    return f" (did you mean {close}?)" if close else ""
+    return ""
 
 
 def _run_dir_being_made() -> str:

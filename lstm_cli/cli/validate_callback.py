@@ -15,7 +15,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from lstm_cli.common.errors import LstmCliError, exit_for
 from lstm_cli.common.paths import rank_suffix
-from lstm_cli.config.checks import validate_export_config, validate_train_config
+from lstm_cli.config.checks import (
+    loss_for_task,
+    validate_export_config,
+    validate_train_config,
+)
 from lstm_cli.config.schema import EvaluateConfig, ExportConfig, InferenceConfig, PredictConfig
 from lstm_cli.config.validate import build, resolve
 from lstm_cli.runs.ownership import refuse_foreign_directory
@@ -75,6 +79,8 @@ class ValidateBeforeRun(Callback):
         job_keys = [key for key in config if key != "hydra"]
         try:
             values = resolve(OmegaConf.masked_copy(config, job_keys))
+            if config.hydra.job.name == "train":
+                values = loss_for_task(values, list(config.hydra.overrides.task))
             VALIDATORS[config.hydra.job.name](values)
             resuming = bool(values.get("resume"))
             if single_run:

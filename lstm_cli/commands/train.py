@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from lstm_cli.common.distributed import World, join_process_group, leave_process_group
 from lstm_cli.common.errors import Interrupted, describe
-from lstm_cli.config.checks import validate_train_config
+from lstm_cli.config.checks import loss_for_task, validate_train_config
 from lstm_cli.config.validate import resolve
 from lstm_cli.data.files import absolute_paths
 from lstm_cli.reporting import plots
@@ -58,7 +58,7 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, started: float) -> floa
     status(run_dir, "running")
     training: Training | None = None
     try:
-        values = resolve(cfg)
+        values = loss_for_task(resolve(cfg), command_line())
         config, _ = validate_train_config(values)  # errors name the files as they were given
         values["dataset"] = absolute_paths(values["dataset"])  # saved: found from anywhere
         resumed = load_checkpoint(last) if config.resume or rerun else None

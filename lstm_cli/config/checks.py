@@ -8,8 +8,15 @@ from typing import Any
 from lstm_cli.common.errors import ConfigError
 from lstm_cli.config.dataset_schema import ForecastDatasetConfig, SineDatasetConfig
 from lstm_cli.config.schema import ExportConfig, ModelConfig, SGDConfig, TrainConfig
-from lstm_cli.config.tasks import HIGHER_IS_BETTER, METRICS, Task, losses_for, task_of_dataset
-from lstm_cli.config.validate import build
+from lstm_cli.config.tasks import (
+    HIGHER_IS_BETTER,
+    METRICS,
+    Task,
+    losses_for,
+    task_of_dataset,
+    usual_loss,
+)
+from lstm_cli.config.validate import build, composed
 
 
 def validate_train_config(values: dict[str, Any]) -> tuple[TrainConfig, Task]:
@@ -52,6 +59,21 @@ def validate_train_config(values: dict[str, Any]) -> tuple[TrainConfig, Task]:
     if cfg.logger.name == "tensorboard":
         require_package("tensorboard", "logger=tensorboard", extra="tensorboard")
     return cfg, task
+
+
+def loss_for_task(values: dict[str, Any], command_line: list[str]) -> dict[str, Any]:
+    """A dataset preset picks the loss of its usual task; when the task is changed
+    (`dataset=csv_sequences dataset.task=regression`) and the command line names no loss,
+    the loss follows the task instead of refusing it."""
+    dataset = values.get("dataset") or {}
+    named = any(override.split("=", 1)[0].lstrip("+") == "loss" for override in command_line)
+    try:
+        task = task_of_dataset(dataset.get("kind", ""), dataset.get("task"))
+    except ValueError:  # no such kind: the schema check names it
+        return values
+    if named or (values.get("loss") or {}).get("name") in losses_for(task):
+        return values
+    return {**values, "loss": composed("train", [f"loss={usual_loss(task)}"])["loss"]}
 
 
 def validate_export_config(values: dict[str, Any]) -> ExportConfig:

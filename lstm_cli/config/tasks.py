@@ -40,3 +40,8 @@ def is_classification(task: Task) -> bool:
 
 def losses_for(task: Task) -> set[str]:
     return CLASSIFICATION_LOSSES if is_classification(task) else REGRESSION_LOSSES
+
+
+def usual_loss(task: Task) -> str:
+    """The loss a task trains with unless the user names another."""
+    return "cross_entropy" if is_classification(task) else "mse"

@@ -58,20 +58,21 @@ def build_variant(group: str, values: Any) -> Any:
     return build(options[choice], values, prefix=f"{group}.")
 
 
-def closest_key(schema: type, dotted: str) -> str | None:
-    """The valid key nearest to a misspelled `dotted` one (its parents as far as they are
-    right), e.g. trainer.max_epoch -> trainer.max_epochs; None when nothing is close."""
+def unknown_key(schema: type, dotted: str) -> tuple[str | None, list[str]]:
+    """For a `dotted` key the schema lacks: the nearest valid key (None when nothing is
+    close) and the valid keys at the level where `dotted` goes wrong."""
     names: list[str] = [f.name for f in dataclasses.fields(schema)]
     hints: dict[str, Any] = typing.get_type_hints(schema)
     parts = dotted.split(".")
     for depth, part in enumerate(parts):
         if part not in names:
             close = difflib.get_close_matches(part, names, n=1)
-            return ".".join([*parts[:depth], close[0], *parts[depth + 1 :]]) if close else None
+            nearest = ".".join([*parts[:depth], close[0], *parts[depth + 1 :]]) if close else None
+            return nearest, [".".join([*parts[:depth], name]) for name in names]
         inner = _schemas_under(part, hints.get(part))
         names = sorted({f.name for s in inner for f in dataclasses.fields(s)})
         hints = {k: v for s in inner for k, v in typing.get_type_hints(s).items()}
-    return None
+    return None, []
 
 
 def _schemas_under(name: str, hint: Any) -> list[type]:
