@@ -219,3 +219,10 @@ def test_a_reader_that_goes_away_stops_the_output_quietly(args):
     stderr = process.stderr.read().decode()
     assert process.wait() == 141, stderr
     assert stderr == ""
+
+
+def test_version_is_printed(cli):
+    from lstm_cli import __version__
+
+    result = cli("--version")
+    assert result.returncode == 0 and result.stdout == f"lstm-train {__version__}\n"

@@ -14,6 +14,7 @@ import re
 import sys
 from typing import NoReturn
 
+from lstm_cli import __version__
 from lstm_cli.common.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_RUNTIME,
@@ -41,7 +42,8 @@ commands:
 {commands}
 
 Each command takes Hydra overrides (key=value, group=option), -m for sweeps, --cfg job to
-print the composed config, and --help for its own options and examples.
+print the composed config, and --help for its own options and examples. --version prints
+the version.
 
 examples:
   lstm-train train                                  # airline passengers, embedded
@@ -80,6 +82,9 @@ def _reader_gone() -> int:
 def _dispatch(args: list[str]) -> None:
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage(), end="")
+        sys.exit(0)
+    if args[0] in ("-V", "--version"):
+        print(f"lstm-train {__version__}")
         sys.exit(0)
     if args[0] in ("-sc", "--shell-completion"):
         sys.exit(_shell_completion(args))

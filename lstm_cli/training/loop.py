@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from lstm_cli import __version__
+from lstm_cli import STARTED_AT, __version__
 from lstm_cli.common.atomic import remove_leftovers
 from lstm_cli.common.console import Reporter
 from lstm_cli.common.distributed import World, any_rank, my_share, wrap_for_ranks
@@ -175,7 +175,8 @@ class Training:
                 )
                 bar(loss, len(order[position]))
                 if progress.global_step == self.first_step:
-                    log.info("first optimizer step at %.3f (unix time)", time.time())
+                    after = time.time() - STARTED_AT
+                    log.info("first optimizer step %.2f s after lstm-train started", after)
                 progress.global_step += 1
                 progress.batch_in_epoch = position + 1
                 if self.tensorboard is not None:
