@@ -226,3 +226,15 @@ def test_version_is_printed(cli):
 
     result = cli("--version")
     assert result.returncode == 0 and result.stdout == f"lstm-train {__version__}\n"
+
+
+def test_a_sweep_plugin_that_is_not_installed_names_the_extra():
+    """Without `lstm-train[sweep]`, Hydra cannot find joblib: the error says what to install
+    (here the extra is installed, so Hydra's own message is given as it would come)."""
+    from lstm_cli.cli.main import _suggestion
+
+    missing = Exception(
+        "In 'hydra/config': Could not find 'hydra/launcher/joblib'; available options in"
+        " 'hydra/launcher': basic"
+    )
+    assert "pip install 'lstm-train[sweep]'" in _suggestion("train", missing)

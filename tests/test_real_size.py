@@ -229,3 +229,17 @@ def test_train_uses_the_cache_under_the_output_root_unless_told_not_to(tmp_path)
     result = run_cli("train", *args, "trainer.max_epochs=1", "data.cache=false", cwd=tmp_path / "x")
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "x/outputs/cache").exists()
+
+
+def test_npz_targets_may_come_as_a_column(tmp_path):
+    from lstm_cli.data.npz import read_npz
+
+    x = np.zeros((5, 3, 2))
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(5.0).reshape(5, 1))
+    assert read_npz(tmp_path / "d.npz", need_labels=True).labels == [
+        "0.0",
+        "1.0",
+        "2.0",
+        "3.0",
+        "4.0",
+    ]

@@ -34,6 +34,9 @@ SUBCOMMANDS = {
     "report": "a table of the runs under a sweep or outputs directory (report DIR)",
 }
 
+# Hydra plugins that the `sweep` extra installs.
+SWEEP_PLUGINS = {"joblib", "submitit_local", "submitit_slurm", "optuna"}
+
 USAGE = """usage: lstm-train <command> [overrides...] [hydra flags]
 
 Train, evaluate and serve LSTM sequence models from Hydra YAML configs.
@@ -158,6 +161,9 @@ def _suggestion(command: str, err: BaseException) -> str:
     if unreadable:
         key, value = unreadable.groups()
         return f" (quote the value: '{key}=\"{value}\"')"
+    plugin = re.search(r"Could not find 'hydra/(launcher|sweeper)/(\w+)'", str(err))
+    if plugin and plugin.group(2) in SWEEP_PLUGINS:
+        return f" (the {plugin.group(2)} {plugin.group(1)} needs: pip install 'lstm-train[sweep]')"
     return ""
 
 

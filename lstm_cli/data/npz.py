@@ -61,8 +61,12 @@ def read_npz(path: Path, need_labels: bool, features: int | None = None) -> RawS
     labels = None
     if "y" in arrays:
         y = arrays["y"]
+        if y.shape == (count, 1):  # one target per sequence, as a column
+            y = y[:, 0]
         if y.shape != (count,):
-            raise DataError(f"{path}, array 'y': shape {y.shape}; need ({count},) to match 'x'")
+            raise DataError(
+                f"{path}, array 'y': shape {y.shape}; need ({count},) or ({count}, 1) to match 'x'"
+            )
         labels = [str(v) for v in y.tolist()]
     elif need_labels:
         raise DataError(f"{path}: no array 'y' of labels")
