@@ -227,3 +227,35 @@ def test_the_task_picks_the_loss_unless_the_user_names_one(tmp_path):
     assert results(tmp_path)["task"] == "regression" and "test/rmse" in results(tmp_path)["test"]
     named = run_cli("train", *args, "dataset.task=regression", "loss=cross_entropy", cwd=tmp_path)
     assert named.returncode == 2 and "loss=cross_entropy does not fit" in named.stderr
+
+
+def test_evaluate_scores_a_new_labelled_file_whole(tmp_path):
+    """As Keras `evaluate(x, y)` does: `input=` a file in the training format."""
+
+    def write(name: str, count: int, shift: float) -> None:
+        rows = "".join(
+            f"s{n},{step},{(n % 2) * 2 - 1 + shift + step * 0.1},{'ab'[n % 2]}\n"
+            for n in range(count)
+            for step in range(5)
+        )
+        (tmp_path / name).write_text("id,step,v,label\n" + rows)
+
+    write("train.csv", 40, 0.0)
+    write("new.csv", 14, 0.05)
+    args = ("dataset=csv_sequences", "dataset.path=train.csv", "dataset.id_column=id", *QUICK)
+    assert run_cli("train", *args, cwd=tmp_path).returncode == 0
+    result = run_cli("evaluate", "run_dir=outputs/train/latest", "input=new.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    scored = read_json(tmp_path / "outputs/evaluate/latest/metrics.json")
+    assert scored["split"] == "input" and scored["samples"] == 14
+    assert scored["input"] == str(tmp_path / "new.csv")
+    assert set(scored["metrics"]) == {"input/loss", "input/acc", "input/f1"}
+    missing = run_cli("evaluate", "run_dir=outputs/train/latest", "input=nope.csv", cwd=tmp_path)
+    assert missing.returncode == 1 and "input=nope.csv: no such file" in missing.stderr
+
+
+def test_evaluate_input_of_a_forecaster_points_to_predict(cli, tmp_path, trained_airline):
+    run_dir = trained_airline / "outputs/train/latest"
+    result = cli("evaluate", f"run_dir={run_dir}", "input=embedded:airline/airline.csv")
+    assert result.returncode == 2 and "use predict input=FILE" in result.stderr
+    assert not (tmp_path / "outputs").exists()

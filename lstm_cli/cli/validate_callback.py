@@ -47,6 +47,16 @@ def _predict_ready(values: dict[str, Any]) -> None:
     check_options(options, saved["task"])
 
 
+def _evaluate_ready(values: dict[str, Any]) -> None:
+    from lstm_cli.data import check_labelled_kind
+    from lstm_cli.data.files import resolve_path
+
+    options, saved = _trained_run_ready(EvaluateConfig, values)
+    if options.input:
+        check_labelled_kind(options.input, saved["preprocessing"])
+        resolve_path(options.input, "input")
+
+
 def _export_ready(values: dict[str, Any]) -> None:
     validate_export_config(values)
     _trained_run_ready(ExportConfig, values)
@@ -54,7 +64,7 @@ def _export_ready(values: dict[str, Any]) -> None:
 
 VALIDATORS = {
     "train": validate_train_config,
-    "evaluate": lambda values: _trained_run_ready(EvaluateConfig, values),
+    "evaluate": _evaluate_ready,
     "predict": _predict_ready,
     "export": _export_ready,
 }

@@ -10,6 +10,8 @@ task (confusion_matrix.png, fit.png or forecast.png) when matplotlib is installe
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -17,9 +19,9 @@ from lstm_cli.common.console import Reporter
 from lstm_cli.common.runtime import resolve_device
 from lstm_cli.config.schema import EvaluateConfig
 from lstm_cli.config.validate import build, resolve
-from lstm_cli.data import load_dataset
+from lstm_cli.data import labelled_file, load_dataset
 from lstm_cli.data.cache import cache_folder
-from lstm_cli.data.files import changed_files, fingerprints
+from lstm_cli.data.files import changed_files, fingerprints, resolve_path
 from lstm_cli.reporting.split_plots import plot_split
 from lstm_cli.runs.inference import load_trained
 from lstm_cli.runs.rundir import checkpoint_path, current_run_dir, mark_latest, write_json_atomic
@@ -44,13 +46,17 @@ def run(cfg: DictConfig) -> dict[str, float]:
     )
     run_dir = current_run_dir()
     loss_fn = build_loss(trained.config.loss, trained.task)
-    split = getattr(data, options.split)
+    name, held = options.split, options.split
+    if options.input:  # a new labelled file, scored whole in the split's place
+        new_file = labelled_file(resolve_path(options.input, "input"), trained.preprocessing)
+        data, name, held = replace(data, test=new_file), "input", "test"
+    split = getattr(data, held)
     scores = evaluate_split(trained.model, split, data, loss_fn, options.batch_size, device)
     comparison = compare(scores, data, split, loss_fn, options.batch_size)
     data_files = fingerprints(trained.config.dataset)
     warnings = changed_files(trained.preprocessing.get("data_files", {}), data_files)
-    warnings += warnings_for(comparison, options.split, trained.task)
-    metrics = {f"{options.split}/{name}": value for name, value in scores.items()}
+    warnings += warnings_for(comparison, name, trained.task)
+    metrics = {f"{name}/{metric}": value for metric, value in scores.items()}
     write_json_atomic(
         run_dir / "metrics.json",
         {
@@ -58,19 +64,20 @@ def run(cfg: DictConfig) -> dict[str, float]:
             "epoch": trained.epoch,
             "dataset": trained.config.dataset.name,
             "task": trained.task,
-            "split": options.split,
+            "split": name,
+            "input": str(Path(options.input).expanduser().absolute()) if options.input else None,
             "data_files": data_files,
             "samples": len(split),
             "metrics": metrics,
-            **comparison.to_dict(options.split),
+            **comparison.to_dict(name),
             "warnings": warnings,
         },
     )
-    plot_split(trained.model, data, options.split, options.batch_size, device, run_dir)
+    plot_split(trained.model, data, held, options.batch_size, device, run_dir)
     mark_latest(run_dir)
     reporter.table(
-        f"{trained.config.dataset.name} {options.split} split",
-        {**metrics, **baseline_rows(comparison, options.split)},
+        f"{trained.config.dataset.name} {name}" + ("" if options.input else " split"),
+        {**metrics, **baseline_rows(comparison, name)},
     )
     for line in warnings:
         log.warning("warning: %s", line)

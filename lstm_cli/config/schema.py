@@ -242,6 +242,7 @@ class InferenceConfig(TrainedRunConfig):
 @dataclass
 class EvaluateConfig(InferenceConfig):
     split: Literal["train", "val", "test"]
+    input: str | None
 
 
 @dataclass

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from lstm_cli.common.errors import ConfigError
 from lstm_cli.config.dataset_schema import (
     AddingDatasetConfig,
     ForecastDatasetConfig,
@@ -14,7 +17,7 @@ from lstm_cli.config.dataset_schema import (
     TextDatasetConfig,
 )
 from lstm_cli.data import forecast, generated, npz, panel, sequences, streamed, text
-from lstm_cli.data.splits import PreparedData
+from lstm_cli.data.splits import PreparedData, RaggedSplit
 
 
 def load_dataset(
@@ -47,3 +50,25 @@ def load_dataset(
     if isinstance(cfg, AddingDatasetConfig):
         return generated.adding(cfg, fitted)
     raise TypeError(f"no loader for {type(cfg).__name__}")
+
+
+def labelled_file(path: Path, fitted: dict[str, Any]) -> RaggedSplit:
+    """Every labelled sequence of a new file in the training format (csv_sequences or
+    npz), preprocessed as in training: what `evaluate input=FILE` scores."""
+    check_labelled_kind(str(path), fitted)
+    if fitted["kind"] == "npz":
+        raw = npz.read_npz(path, need_labels=True, features=len(fitted["features"]))
+    else:
+        raw = sequences.read_sequence_file(path, fitted, need_labels=True)
+    y = sequences.encode_labels(raw.labels, fitted, raw.source, raw.ids)
+    everything = torch.arange(len(raw.ids))
+    return RaggedSplit.of(sequences.scale_features(raw, fitted), raw.lengths, y, everything)
+
+
+def check_labelled_kind(given: str, fitted: dict[str, Any]) -> None:
+    """Only labelled sequences can be scored from a new file (checked before any work)."""
+    if fitted["kind"] not in ("csv_sequences", "npz"):
+        raise ConfigError(
+            f"input={given}: evaluate scores a new file of labelled sequences (csv_sequences,"
+            f" npz); this model was trained on {fitted['kind']} (use predict input=FILE)"
+        )
