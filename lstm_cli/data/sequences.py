@@ -25,7 +25,7 @@ from lstm_cli.data.files import resolve_path
 from lstm_cli.data.missing import forward_fill, read_columns
 from lstm_cli.data.raw import Labelled, RawSequences
 from lstm_cli.data.scaling import Scaler
-from lstm_cli.data.splits import PreparedData, RaggedSplit, ragged_rows
+from lstm_cli.data.splits import PreparedData, RaggedSplit, Split, ragged_rows
 from lstm_cli.data.table import Table
 
 AUTO_STEP = "auto"
@@ -208,12 +208,25 @@ def prepare_labelled(
         test = RaggedSplit.of(
             scale_features(test_raw, state), test_raw.lengths, test_y, torch.arange(len(test_y))
         )
+    train, val = (
+        RaggedSplit.of(x, raw.lengths, y, fit_index),
+        RaggedSplit.of(x, raw.lengths, y, val_index),
+    )
+    return labelled_data(plan, state, (train, val, test), raw.feature_count)
+
+
+def labelled_data(
+    plan: SplitPlan, state: dict[str, Any], splits: tuple[Split, Split, Split], inputs: int
+) -> PreparedData:
+    """Labelled sequences' three splits, with what the model needs to know of them."""
+    classification = plan.task == "classification"
+    train, val, test = splits
     return PreparedData(
         task=plan.task,
-        train=RaggedSplit.of(x, raw.lengths, y, fit_index),
-        val=RaggedSplit.of(x, raw.lengths, y, val_index),
+        train=train,
+        val=val,
         test=test,
-        input_size=raw.feature_count,
+        input_size=inputs,
         output_size=len(state["classes"]) if classification else 1,
         token_input=False,
         preprocessing=state,

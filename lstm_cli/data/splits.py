@@ -108,10 +108,8 @@ class RaggedSplit:
         return len(self.lengths)
 
     def take(self, index: Tensor) -> Batch:
-        starts, lengths = self.starts[index], self.lengths[index]
-        steps = torch.arange(int(lengths.max()) if len(index) else 0)
-        real = steps < lengths.unsqueeze(1)
-        positions = torch.where(real, starts.unsqueeze(1) + steps, starts.unsqueeze(1))
+        lengths = self.lengths[index]
+        positions, real = padded_positions(self.starts[index], lengths)
         device = self.steps.device
         x = self.steps[positions.to(device, non_blocking=True)]
         x.masked_fill_(~real.to(device, non_blocking=True).unsqueeze(2), 0.0)
@@ -125,6 +123,15 @@ class RaggedSplit:
 
     def to(self, device: torch.device) -> RaggedSplit:
         return replace(self, steps=self.steps.to(device), y=self.y.to(device))
+
+
+def padded_positions(starts: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    """For sequences stored at (starts, lengths): the [B, T] row of each step of a batch
+    padded to its longest (padding points at the sequence's first row) and the mask of
+    real steps."""
+    steps = torch.arange(int(lengths.max()) if len(lengths) else 0)
+    real = steps < lengths.unsqueeze(1)
+    return torch.where(real, starts.unsqueeze(1) + steps, starts.unsqueeze(1)), real
 
 
 def ragged_rows(starts: Tensor, lengths: Tensor) -> Tensor:
@@ -207,9 +214,7 @@ class PanelWindowSplit:
 
     def take(self, index: Tensor) -> Batch:
         starts, lengths = self.starts[index], self.lengths[index]
-        steps = torch.arange(int(lengths.max()) if len(index) else 0)
-        real = steps < lengths.unsqueeze(1)
-        positions = torch.where(real, starts.unsqueeze(1) + steps, starts.unsqueeze(1))
+        positions, real = padded_positions(starts, lengths)
         x = self.inputs[positions] * real.unsqueeze(2)
         first_target = (starts + lengths).unsqueeze(1)
         y = self.targets[first_target + torch.arange(self.target_length)]

@@ -33,6 +33,7 @@ from lstm_cli.data.sequences import (
     class_names,
     encode_labels,
     fit_target_scaler,
+    labelled_data,
     new_state,
     split_indices,
 )
@@ -170,17 +171,8 @@ def prepare_streamed(
         test_labelled = _labelled(test_entry, str(test_source))
         test_y = encode_labels(test_labelled.labels, state, test_labelled.source, test_entry.ids)
         test = _split(test_entry, test_y, scaler, torch.arange(len(test_y)))
-    return PreparedData(
-        task=plan.task,
-        train=_split(entry, y, scaler, fit_index),
-        val=_split(entry, y, scaler, val_index),
-        test=test,
-        input_size=entry.feature_count,
-        output_size=len(state["classes"]) if classification else 1,
-        token_input=False,
-        preprocessing=state,
-        to_original=None if classification else Scaler(**state["target_scaler"]).inverse,
-    )
+    train, val = _split(entry, y, scaler, fit_index), _split(entry, y, scaler, val_index)
+    return labelled_data(plan, state, (train, val, test), entry.feature_count)
 
 
 @dataclass
