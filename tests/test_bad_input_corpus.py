@@ -241,6 +241,12 @@ CASES: dict[str, Case] = {
         ("column 'y'", "transform=log needs positive values"),
         {"s.csv": replace_line(SERIES, 5, "3,0")},
     ),
+    "csv seasonal without a season": Case(
+        (*FORECAST, "dataset.transform=seasonal_diff"),
+        1,
+        ("s.csv", "transform=seasonal_diff needs a season", "got season 1"),
+        {"s.csv": SERIES},
+    ),
     "csv nothing to fill": Case(
         (*FORECAST, "dataset.missing=ffill"),
         1,

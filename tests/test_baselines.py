@@ -202,6 +202,14 @@ def test_the_season_follows_the_step_between_time_stamps(stamps, season):
 
 
 def test_transform_auto_reads_positive_series_in_logs_and_others_as_changes():
-    assert resolve_auto(["auto"], torch.tensor([[1.0], [2.0]])) == ["log", "diff"]
-    assert resolve_auto(["auto"], torch.tensor([[1.0], [-2.0]])) == ["diff"]
-    assert resolve_auto(["log"], torch.tensor([[1.0]])) == ["log"]
+    positive, mixed = torch.tensor([[1.0], [2.0]]), torch.tensor([[1.0], [-2.0]])
+    assert resolve_auto(["auto"], positive, season=1, window=24) == ["log", "diff"]
+    assert resolve_auto(["auto"], mixed, season=1, window=24) == ["diff"]
+    assert resolve_auto(["log"], positive, season=12, window=24) == ["log"]
+
+
+def test_transform_auto_differences_by_season_when_the_window_covers_one():
+    positive, mixed = torch.tensor([[1.0], [2.0]]), torch.tensor([[1.0], [-2.0]])
+    assert resolve_auto(["auto"], positive, season=12, window=24) == ["log", "seasonal_diff"]
+    assert resolve_auto(["auto"], mixed, season=7, window=24) == ["seasonal_diff"]
+    assert resolve_auto(["auto"], positive, season=24, window=24) == ["log", "diff"]

@@ -11,7 +11,13 @@ from conftest import model_config
 
 from lstm_cli.config.validate import option_config
 from lstm_cli.data.splits import PreparedData, SequenceSplit
-from lstm_cli.model.network import LSTMNetwork, ModelSpec, TimePooling, last_valid_step
+from lstm_cli.model.network import (
+    LSTMNetwork,
+    ModelSpec,
+    TimePooling,
+    last_valid_step,
+    seasonal_anchor,
+)
 from lstm_cli.training.losses import build_loss
 
 
@@ -24,6 +30,7 @@ def network(
     conv_layers: int = 0,
     conv_stride: int = 1,
     relative_inputs: list[int] | None = None,
+    anchor_season: int = 1,
 ) -> LSTMNetwork:
     torch.manual_seed(0)
     config = model_config(
@@ -44,9 +51,11 @@ def network(
         per_step=per_step,
         conv_stride=conv_stride,
         relative_inputs=relative_inputs or [],
+        anchor_season=anchor_season,
         **asdict(config),
     )
     model = LSTMNetwork(spec, packed=packed)
+    torch.nn.init.normal_(model.head.weight)  # a forecaster's head starts at zero: not here
     if model.conv is not None:  # batch norm statistics other than the identity
         for layer in model.conv.layers:
             layer[1].running_mean.uniform_(-0.5, 0.5)
@@ -70,6 +79,7 @@ SHAPES = {
     "convolutions": {"conv_layers": 2, "pooling": ["mean", "max"]},
     "strided convolutions": {"conv_layers": 3, "conv_stride": 2, "pooling": ["last", "max"]},
     "inputs relative to their last value": {"conv_layers": 2, "relative_inputs": [1]},
+    "changes from the seasonal forecast": {"relative_inputs": [1], "anchor_season": 2},
 }
 
 
@@ -182,3 +192,47 @@ def test_a_language_model_gets_no_convolutions_or_pooling_and_forget_bias_zero_u
     spec = ModelSpec.of(model_config(), data)
     assert (spec.per_step, spec.conv_layers, spec.forget_bias) == (True, 0, 0.0)
     assert ModelSpec.of(model_config(forget_bias=1.0), data).forget_bias == 1.0
+
+
+def airline_model_forecast(history: list[float], horizon: int, season: int) -> list[float]:
+    """(1 - B)(1 - B^season) y = 0 rolled forward, one step at a time."""
+    values = list(history)
+    for _ in range(horizon):
+        values.append(values[-season] + values[-1] - values[-season - 1])
+    return values[len(history) :]
+
+
+def test_the_seasonal_anchor_is_the_seasonally_differenced_forecast():
+    torch.manual_seed(2)
+    x = torch.randn(2, 9, 1)
+    lengths = torch.tensor([9, 7])
+    anchor = seasonal_anchor(x, lengths, horizon=8, season=3)
+    for row, length in enumerate(lengths.tolist()):
+        history = x[row, :length, 0].tolist()
+        expected = torch.tensor(airline_model_forecast(history, 8, 3))
+        torch.testing.assert_close(anchor[row, :, 0], expected)
+
+
+def test_a_window_no_longer_than_its_season_is_anchored_at_its_last_value():
+    x = torch.arange(1.0, 7.0).view(1, 6, 1)
+    anchor = seasonal_anchor(x, torch.tensor([3]), horizon=2, season=3)
+    assert anchor.flatten().tolist() == [3.0, 3.0]
+
+
+@pytest.mark.parametrize("anchor_season", [1, 4])
+def test_an_untrained_forecaster_predicts_the_naive_or_seasonal_forecast(anchor_season):
+    torch.manual_seed(3)
+    spec = ModelSpec(
+        input_size=2,
+        output_size=3,
+        token_input=False,
+        per_step=False,
+        relative_inputs=[0],
+        anchor_season=anchor_season,
+        **asdict(model_config(hidden_size=8, num_layers=1, conv_layers=0, forget_bias=1.0)),
+    )
+    x, lengths = torch.randn(4, 10, 2), torch.full((4,), 10)
+    expected = seasonal_anchor(x[:, :, [0]], lengths, 3, anchor_season)
+    if anchor_season == 1:
+        expected = x[:, -1:, [0]].expand(-1, 3, -1)
+    torch.testing.assert_close(LSTMNetwork(spec)(x, lengths), expected.flatten(1))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Scaler = Literal["standard", "minmax", "none"]
-Transform = Literal["auto", "none", "log", "diff"]
+Transform = Literal["auto", "none", "log", "diff", "seasonal_diff"]
 Missing = Literal["error", "drop", "ffill"]
 
 
@@ -34,7 +34,7 @@ class ForecastDatasetConfig:
     val_size: int = bounded(ge=1)
     test_size: int = bounded(ge=1)
     scaler: Scaler
-    transform: Transform | list[Literal["log", "diff"]]
+    transform: Transform | list[Literal["log", "diff", "seasonal_diff"]]
     missing: Missing
 
 
@@ -93,7 +93,7 @@ class SineDatasetConfig:
     val_size: int = bounded(ge=1)
     test_size: int = bounded(ge=1)
     scaler: Scaler
-    transform: Transform | list[Literal["log", "diff"]]
+    transform: Transform | list[Literal["log", "diff", "seasonal_diff"]]
     seed: int = bounded(ge=0)
 
 

@@ -62,12 +62,29 @@ def transforms(transform: str | list[str]) -> list[str]:
     return [name for name in named if name != "none"]
 
 
-def resolve_auto(transform: list[str], values: Tensor) -> list[str]:
-    """`auto`: read every window relative to its last value (diff), and in logs when every
-    value is positive, so that a window reads growth rates, whatever the series' level."""
+def resolve_auto(transform: list[str], values: Tensor, season: int, window: int) -> list[str]:
+    """`auto`: read every window relative to its last value, in logs when every value is
+    positive (a window then reads growth rates, whatever the series' level), and forecast
+    changes from last season's values plus the last seasonal change (`seasonal_diff`) when
+    the series has a season the window covers."""
     if transform != ["auto"]:
         return transform
-    return ["log", "diff"] if bool((values > 0).all()) else ["diff"]
+    logs = ["log"] if bool((values > 0).all()) else []
+    return logs + (["seasonal_diff"] if 1 < season < window else ["diff"])
+
+
+def relative_reading(state: dict[str, Any], target_index: list[int], where: str) -> dict:
+    """PreparedData's `relative_inputs` and `anchor_season` for the state's transform."""
+    transform, season = state["transform"], state["season"]
+    if "seasonal_diff" in transform:
+        if not 1 < season < state["window"]:
+            raise DataError(
+                f"{where}: transform=seasonal_diff needs a season (dataset.season, or a"
+                f" time_column) shorter than dataset.window={state['window']}, got"
+                f" season {season}"
+            )
+        return {"relative_inputs": target_index, "anchor_season": season}
+    return {"relative_inputs": target_index if "diff" in transform else [], "anchor_season": 1}
 
 
 def read_series(path: Path, state: dict[str, Any], key: str) -> tuple[Tensor, TimeIndex | None]:
@@ -168,7 +185,7 @@ def prepare_series(
         )
     target_index = [state["columns"].index(t) for t in state["targets"]]
     if not fitted:
-        transform = resolve_auto(cut.transform, values)
+        transform = resolve_auto(cut.transform, values, state["season"], cut.window)
         state |= {"window": cut.window, "horizon": cut.horizon, "transform": transform}
         state["scaler"] = identity_scaler(values.shape[1])
         train_part = encode(values[:train_end], state, where)
@@ -200,5 +217,5 @@ def prepare_series(
         token_input=False,
         preprocessing=state,
         to_original=targets_to_original(state),
-        relative_inputs=target_index if "diff" in state["transform"] else [],
+        **relative_reading(state, target_index, where),
     )

@@ -28,6 +28,7 @@ from lstm_cli.data.forecast import (
     encode,
     identity_scaler,
     naive_scale,
+    relative_reading,
     resolve_auto,
     target_columns,
     targets_to_original,
@@ -98,7 +99,7 @@ def prepare(cfg: ForecastDatasetConfig, fitted: dict[str, Any] | None) -> Prepar
         first_stamps = panel[0].stamps
         state["season"] = cfg.season or (first_stamps.season() if first_stamps else 1)
         everything = torch.cat([s.values for s in panel])
-        transform = resolve_auto(cut.transform, everything)
+        transform = resolve_auto(cut.transform, everything, state["season"], cut.window)
         state |= {"window": cut.window, "horizon": cut.horizon, "transform": transform}
         train_parts = [s.values[: len(s.values) - held_out] for s in panel]
         state["scaler"] = identity_scaler(everything.shape[1])
@@ -117,7 +118,7 @@ def prepare(cfg: ForecastDatasetConfig, fitted: dict[str, Any] | None) -> Prepar
         token_input=False,
         preprocessing=state,
         to_original=targets_to_original(state),
-        relative_inputs=target_index if "diff" in state["transform"] else [],
+        **relative_reading(state, target_index, where),
     )
 
 

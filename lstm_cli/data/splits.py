@@ -247,7 +247,9 @@ class PreparedData:
     `preprocessing` is plain data (lists, numbers, strings) stored in checkpoints so that
     evaluate and predict rebuild the same scalers, vocabularies and class names.
     `to_original` maps regression outputs and targets back to the data's own units.
-    `relative_inputs` are the input columns the network should difference (`diff`).
+    `relative_inputs` are the input columns the network should difference (`diff`);
+    `anchor_season` > 1 makes the network forecast changes from last season's values plus
+    the last seasonal change (`seasonal_diff`) instead of from the last value.
     """
 
     task: Task
@@ -260,3 +262,4 @@ class PreparedData:
     preprocessing: dict[str, Any]
     to_original: Callable[[Tensor], Tensor] | None = None
     relative_inputs: list[int] = field(default_factory=list)
+    anchor_season: int = 1

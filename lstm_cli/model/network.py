@@ -24,7 +24,8 @@ class ModelSpec:
 
     `relative_inputs` (forecasting with transform=diff) are input columns, the targets, that
     the network reads relative to their last observed value; its outputs are changes from
-    that value, added back so that the network still returns levels. `conv_stride` is
+    that value, added back so that the network still returns levels; with `anchor_season`
+    > 1, changes from the seasonal forecast of `seasonal_anchor` instead. `conv_stride` is
     chosen from the training data: the stride that brings the longest training sequence
     down to `max_lstm_steps`. The defaults of the later fields rebuild checkpoints written
     before those fields existed.
@@ -40,6 +41,7 @@ class ModelSpec:
     dropout: float
     embedding_dim: int
     relative_inputs: list[int] = field(default_factory=list)
+    anchor_season: int = 1
     pooling: list[str] = field(default_factory=lambda: ["last"])
     forget_bias: float = 0.0
     conv_channels: int = 0
@@ -69,6 +71,7 @@ class ModelSpec:
             token_input=data.token_input,
             per_step=per_step,
             relative_inputs=list(data.relative_inputs),
+            anchor_season=data.anchor_season,
             conv_stride=max(stride, 1) if options["conv_layers"] else 1,
             **options,
         )
@@ -89,6 +92,27 @@ def last_valid_step(outputs: Tensor, lengths: Tensor, bidirectional: bool) -> Te
         return forward
     hidden = outputs.shape[2] // 2
     return torch.cat([forward[:, :hidden], outputs[:, 0, hidden:]], dim=1)
+
+
+def seasonal_anchor(x: Tensor, lengths: Tensor, horizon: int, season: int) -> Tensor:
+    """[B, T, C] windows -> [B, horizon, C]: the forecast of seasonal differencing, step h
+    ahead = the value c = ceil(h / season) seasons before it + c x the last seasonal change
+    (Box & Jenkins' airline model with its noise terms at zero). A window no longer than a
+    season (a panel's short series) gets its last value.
+    """
+    last = (lengths.to(x.device) - 1).view(-1, 1)
+    ahead = torch.arange(1, horizon + 1, device=x.device).view(1, -1)
+    seasons = torch.div(ahead + season - 1, season, rounding_mode="floor")
+    covered = (last >= season).view(-1, 1, 1)
+
+    def at(steps: Tensor) -> Tensor:
+        index = steps.clamp_min(0).unsqueeze(2).expand(-1, -1, x.shape[2])
+        return x.gather(1, index)
+
+    latest = at(last)
+    change = latest - at(last - season)
+    seasonal = at(last + ahead - seasons * season) + seasons.unsqueeze(2) * change
+    return torch.where(covered, seasonal, latest)
 
 
 class ConvBlock(nn.Module):
@@ -192,6 +216,9 @@ class LSTMNetwork(nn.Module):
         self.pooling = TimePooling(spec.pooling, width, spec.bidirectional)
         pooled_width = width if spec.per_step else width * len(spec.pooling)
         self.head = nn.Linear(pooled_width, spec.output_size)
+        if spec.relative_inputs:  # start as the naive (or seasonal) forecast, learn changes
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """[B, T(, F)] inputs and [B] lengths -> [B, O] or, per step, [B, T, O]."""
@@ -202,7 +229,7 @@ class LSTMNetwork(nn.Module):
             last = last_valid_step(x, lengths, False)
             real = padding_mask(lengths, x.shape[1], x.device).unsqueeze(2)
             inputs = (x - (last * self.relative_mask).unsqueeze(1)) * real
-            anchor = last[:, self.spec.relative_inputs]
+            anchor = last[:, self.spec.relative_inputs].unsqueeze(1)
         if self.conv is not None:
             inputs, lengths = self.conv(inputs, lengths)
         outputs = self._run_lstm(inputs, lengths)
@@ -211,8 +238,11 @@ class LSTMNetwork(nn.Module):
         predicted = self.head(self.dropout(self.pooling(outputs, lengths)))
         if anchor is None:
             return predicted
-        steps = predicted.unflatten(1, (-1, anchor.shape[1])) + anchor.unsqueeze(1)
-        return steps.flatten(1)
+        steps = predicted.unflatten(1, (-1, anchor.shape[2]))
+        if self.spec.anchor_season > 1:
+            columns = x[:, :, self.spec.relative_inputs]
+            anchor = seasonal_anchor(columns, lengths, steps.shape[1], self.spec.anchor_season)
+        return (steps + anchor).flatten(1)
 
     def _run_lstm(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         """Packed when asked, and always when a backward direction would read padding first."""

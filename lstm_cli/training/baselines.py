@@ -170,7 +170,8 @@ REMEDIES = {
     " optimizer.lr=0.003",
     "regression": "trainer.min_steps=2000 (train longer), optimizer.lr=0.003, model=medium",
     "forecasting": "dataset.transform=diff (or [log, diff] for positive series whose swings"
-    " grow with the level), a longer dataset.window, dataset.season",
+    " grow with the level; seasonal_diff with dataset.season for seasonal ones), a longer"
+    " dataset.window",
     "language_model": "model=medium, more epochs (trainer.max_epochs)",
 }
 
