@@ -45,16 +45,23 @@ SCRIPT = Path(sys.executable).with_name("lstm-train")
 INPUTS, HIDDEN, LAYERS, DROPOUT, STEPS, BATCH = 16, 128, 2, 0.1, 100, 64
 
 
-def workload(count: int, variable: bool, device: torch.device, seed: int = 0) -> SequenceSplit:
+def workload(
+    count: int,
+    variable: bool,
+    device: torch.device,
+    seed: int = 0,
+    shape: tuple[int, int, int] = (20, STEPS, INPUTS),  # shortest, longest, inputs
+) -> SequenceSplit:
     """Random sequences, held on `device` as lstm-train does with data.on_device=auto."""
+    shortest, steps, inputs = shape
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(count, STEPS, INPUTS, generator=generator)
+    x = torch.randn(count, steps, inputs, generator=generator)
     lengths = (
-        torch.randint(20, STEPS + 1, (count,), generator=generator)
+        torch.randint(shortest, steps + 1, (count,), generator=generator)
         if variable
-        else torch.full((count,), STEPS)
+        else torch.full((count,), steps)
     )
-    x *= (torch.arange(STEPS) < lengths.unsqueeze(1)).unsqueeze(-1)
+    x *= (torch.arange(steps) < lengths.unsqueeze(1)).unsqueeze(-1)
     return SequenceSplit(x, lengths, torch.randn(count, 1, generator=generator)).to(device)
 
 
@@ -94,8 +101,15 @@ def tutorial_epoch(model: TutorialModel, optimizer, data: SequenceSplit) -> floa
 class Ours:
     """lstm-train's model, optimizer and precision for one benchmark case."""
 
-    def __init__(self, device: torch.device, packed: bool = False, precision: str = "32") -> None:
-        spec = ModelSpec(INPUTS, 1, False, False, HIDDEN, LAYERS, False, DROPOUT, 32)
+    def __init__(
+        self,
+        device: torch.device,
+        packed: bool = False,
+        precision: str = "32",
+        bidirectional: bool = False,
+        inputs: int = INPUTS,
+    ) -> None:
+        spec = ModelSpec(inputs, 1, False, False, HIDDEN, LAYERS, bidirectional, DROPOUT, 32)
         self.device = device
         self.model = LSTMNetwork(spec, packed=packed).to(device)
         optimizer = build_optimizer(
@@ -160,6 +174,22 @@ def variable_length(sequences: int, device: torch.device) -> dict[str, float]:
         ours = Ours(device, packed=packed)
         ours.epoch(data, bucket)  # warm-up
         speeds[name] = ours.epoch(data, bucket)
+    return speeds
+
+
+def bidirectional(sequences: int, device: torch.device) -> dict[str, float]:
+    """One direction against two on a 12-channel set of 7-29 steps (bucketed, the default):
+    two directions are twice the work, so 0.5x is the floor of what they can reach."""
+    data = workload(sequences, variable=True, device=device, shape=(7, 29, 12))
+    speeds = {}
+    for name, both, packed in (
+        ("one direction", False, False),
+        ("bidirectional", True, False),
+        ("bidirectional packed", True, True),
+    ):
+        ours = Ours(device, packed=packed, bidirectional=both, inputs=12)
+        ours.epoch(data, bucket=True)  # warm-up
+        speeds[name] = statistics.median(ours.epoch(data, bucket=True) for _ in range(3))
     return speeds
 
 
@@ -245,6 +275,8 @@ def main() -> None:
     )
     print(relative("precision", precisions(options.rounds, data, device), "32"))
     print(relative("variable lengths 20-100", variable_length(options.sequences, device), "padded"))
+    lengths_7_29 = bidirectional(options.sequences, device)
+    print(relative("12 channels, lengths 7-29, bucketed", lengths_7_29, "one direction"))
     hand, ours, per_round = prediction(options.rounds * 3, options.sequences, device)
     print(
         f"prediction at batch 256: hand-written {hand:.0f} seq/s, lstm-train {ours:.0f} seq/s,"

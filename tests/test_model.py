@@ -10,14 +10,10 @@ import torch
 from conftest import model_config
 
 from lstm_cli.config.validate import option_config
+from lstm_cli.data.batching import padding_mask
 from lstm_cli.data.splits import PreparedData, SequenceSplit
-from lstm_cli.model.network import (
-    LSTMNetwork,
-    ModelSpec,
-    TimePooling,
-    last_valid_step,
-    seasonal_anchor,
-)
+from lstm_cli.model.blocks import TimePooling, last_valid_step, seasonal_anchor
+from lstm_cli.model.network import LSTMNetwork, ModelSpec
 from lstm_cli.training.losses import build_loss
 
 
@@ -236,3 +232,21 @@ def test_an_untrained_forecaster_predicts_the_naive_or_seasonal_forecast(anchor_
     if anchor_season == 1:
         expected = x[:, -1:, [0]].expand(-1, 3, -1)
     torch.testing.assert_close(LSTMNetwork(spec)(x, lengths), expected.flatten(1))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bidirectional_without_packing_equals_the_packed_network_on_random_lengths(seed):
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, 12, (7,), generator=generator)
+    lengths[0] = 12
+    x = torch.randn(7, 12, 3, generator=generator) * padding_mask(
+        lengths, 12, torch.device("cpu")
+    ).unsqueeze(2)
+    for per_step in (True, False):
+        unpacked = network(bidirectional=True, per_step=per_step)
+        packed = network(bidirectional=True, per_step=per_step, packed=True)
+        ours, theirs = unpacked(x, lengths), packed(x, lengths)
+        if per_step:  # padding steps are the loss's to ignore
+            real = padding_mask(lengths, 12, torch.device("cpu"))
+            ours, theirs = ours[real], theirs[real]
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)

@@ -10,7 +10,8 @@ import torch
 from conftest import assert_clean_error, assert_png, read_json, run_cli
 
 from lstm_cli.common.console import sparkline
-from lstm_cli.model.export import ExportableNetwork, reverse_within_lengths
+from lstm_cli.model.blocks import reverse_within_lengths
+from lstm_cli.model.export import ExportableNetwork
 from lstm_cli.model.network import LSTMNetwork, ModelSpec
 from lstm_cli.runs.inference import load_trained
 

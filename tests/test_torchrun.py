@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import assert_png, cli_env, read_json, run_cli
+from test_real_size import long_rows, write_rows
 
 pytestmark = pytest.mark.slow
 TORCHRUN = Path(sys.executable).with_name("torchrun")
@@ -25,6 +26,7 @@ ARGS = (
     "trainer.num_threads=1",
     "trainer.batch_size=16",
 )
+EVEN = "dataset.val_size=25"  # airline: 48 training windows, 3 batches of 16, 8 a rank
 
 
 def torchrun_command(*args: str) -> list[str]:
@@ -63,8 +65,8 @@ def torchrun(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_two_processes_share_one_run_and_match_one_process(tmp_path):
     single = tmp_path / "single"
     single.mkdir()
-    assert run_cli("train", *ARGS, cwd=single).returncode == 0
-    result = torchrun(tmp_path, *ARGS)
+    assert run_cli("train", *ARGS, EVEN, cwd=single).returncode == 0
+    result = torchrun(tmp_path, *ARGS, EVEN)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = [p for p in (tmp_path / "outputs/train").iterdir() if not p.is_symlink()]
     assert len(runs) == 1, "all ranks write into one run directory"
@@ -74,9 +76,33 @@ def test_two_processes_share_one_run_and_match_one_process(tmp_path):
     assert "epoch 3/3" not in (run / "train.rank1.log").read_text(), "rank 0 alone reports"
     ddp = read_json(run / "results.json")
     alone = read_json(single / "outputs/train/latest/results.json")
-    # Same global batch; DDP drops the one-sample last batch and averages per-rank means.
+    # Same global batches, split evenly, so DDP's mean of per-rank means is the batch mean.
     assert ddp["best_value"] == pytest.approx(alone["best_value"], rel=0.02)
     assert ddp["test"]["test/loss"] == pytest.approx(alone["test"]["test/loss"], rel=0.02)
+
+
+def test_a_streamed_file_trains_under_torchrun_as_in_memory_in_one_process(tmp_path):
+    """Both ranks map the one cache entry (one builds it, under its lock) and read their
+    shares of each batch from disk; the run learns as one in-memory process does."""
+    write_rows(tmp_path / "s.parquet", long_rows(count=200))
+    data = ("dataset=csv_sequences", "dataset.id_column=id", "dataset.path=s.parquet")
+    single = tmp_path / "single"
+    single.mkdir()
+    alone = run_cli(
+        "train", *ARGS, *data, "data.streaming=false", "dataset.path=../s.parquet", cwd=single
+    )
+    assert alone.returncode == 0, alone.stderr
+    result = torchrun(tmp_path, *ARGS, *data, "data.streaming=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = next(p for p in (tmp_path / "outputs/train").iterdir() if not p.is_symlink())
+    entries = [p for p in (tmp_path / "outputs/cache").iterdir() if p.is_dir()]
+    logs = [(run / name).read_text() for name in ("train.log", "train.rank1.log")]
+    assert len(entries) == 1 and all("streamed from disk batch by batch" in t for t in logs)
+    assert sorted("parsed and cached" in t for t in logs) == [False, True], "one rank parses"
+    ddp = read_json(run / "results.json")
+    expected = read_json(single / "outputs/train/latest/results.json")
+    assert ddp["best_value"] == pytest.approx(expected["best_value"], rel=0.02)
+    assert ddp["test"]["test/acc"] == pytest.approx(expected["test"]["test/acc"], abs=0.05)
 
 
 def test_resume_under_torchrun(tmp_path):

@@ -19,7 +19,7 @@ from lstm_cli.common.console import Reporter
 from lstm_cli.common.runtime import resolve_device
 from lstm_cli.config.schema import EvaluateConfig
 from lstm_cli.config.validate import build, resolve
-from lstm_cli.data import labelled_file, load_dataset
+from lstm_cli.data import labelled_file, load_dataset, parallel_streams
 from lstm_cli.data.cache import cache_folder
 from lstm_cli.data.files import changed_files, fingerprints, resolve_path
 from lstm_cli.reporting.split_plots import plot_split
@@ -43,6 +43,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         fitted=trained.preprocessing,
         cache=cache_folder(trained.config),
         streaming=trained.config.data.streaming,
+        text_streams=parallel_streams(trained.config.trainer),
     )
     run_dir = current_run_dir()
     loss_fn = build_loss(trained.config.loss, trained.task)

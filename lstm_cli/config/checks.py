@@ -43,6 +43,7 @@ def validate_train_config(values: dict[str, Any]) -> tuple[TrainConfig, Task]:
     ):
         raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0")
     check_model(cfg.model)
+    check_tbptt(cfg, task)
     from lstm_cli.common.runtime import resolve_device  # torch: only once a run is starting
 
     device = resolve_device(cfg.trainer.device)  # cuda on a machine without: refused here
@@ -105,6 +106,25 @@ def check_model(model: ModelConfig) -> None:
         raise ConfigError(
             f"model.conv_kernel={model.conv_kernel} must be odd, so that the convolutions"
             " keep each sequence's steps aligned"
+        )
+
+
+def check_tbptt(cfg: TrainConfig, task: Task) -> None:
+    """trainer.tbptt carries the LSTM's state forward in time: one direction only, and not
+    for forecasting, whose samples are windows of dataset.window steps already."""
+    if cfg.trainer.tbptt is None:
+        return
+    if cfg.model.bidirectional:
+        raise ConfigError(
+            f"trainer.tbptt={cfg.trainer.tbptt} carries the state forward in time; the"
+            " backward direction of model.bidirectional=true reads each sequence from its"
+            " end: set one of them off"
+        )
+    if task == "forecasting":
+        raise ConfigError(
+            f"trainer.tbptt={cfg.trainer.tbptt}: a forecaster reads windows of"
+            " dataset.window steps, which bound its backpropagation already; set"
+            " dataset.window instead"
         )
 
 

@@ -174,6 +174,7 @@ class TrainerConfig:
     checkpoint_every_steps: int = bounded(ge=0)
     on_nonfinite: Literal["stop", "skip_batch"]
     precision: Literal["32", "bf16-mixed", "16-mixed"]
+    tbptt: int | None = bounded(ge=1)
 
 
 @dataclass

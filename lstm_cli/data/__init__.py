@@ -25,6 +25,7 @@ def load_dataset(
     fitted: dict[str, Any] | None = None,
     cache: Path | None = None,
     streaming: bool | str = False,
+    text_streams: tuple[int, int] | None = None,
 ) -> PreparedData:
     """Load the dataset a config describes.
 
@@ -34,6 +35,7 @@ def load_dataset(
     weights keeps the same validation sequences. `cache` is the folder of the prepared-data
     cache (`data.cache_dir`), for the kinds that parse a large table; None: no cache.
     `streaming` (`data.streaming`: true, false, auto) keeps labelled sequences on disk.
+    `text_streams` (chunk, streams): text read as parallel streams (`parallel_streams`).
     """
     if isinstance(cfg, ForecastDatasetConfig):
         return (panel if cfg.id_column else forecast).prepare(cfg, fitted)
@@ -42,7 +44,7 @@ def load_dataset(
             return streamed.prepare(cfg, fitted, cache)
         return sequences.prepare(cfg, fitted, cfg.split_seed, cache)
     if isinstance(cfg, TextDatasetConfig):
-        return text.prepare(cfg, fitted)
+        return text.prepare(cfg, fitted, text_streams)
     if isinstance(cfg, NpzDatasetConfig):
         return npz.prepare(cfg, fitted, cfg.split_seed)
     if isinstance(cfg, SineDatasetConfig):
@@ -50,6 +52,11 @@ def load_dataset(
     if isinstance(cfg, AddingDatasetConfig):
         return generated.adding(cfg, fitted)
     raise TypeError(f"no loader for {type(cfg).__name__}")
+
+
+def parallel_streams(trainer: Any) -> tuple[int, int] | None:
+    """How trainer.tbptt lays text out: chunks of tbptt characters, batch_size streams."""
+    return (trainer.tbptt, trainer.batch_size) if trainer.tbptt else None
 
 
 def labelled_file(path: Path, fitted: dict[str, Any]) -> RaggedSplit:

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from torch import Tensor
 
-from lstm_cli.data.splits import Batch, Split
+from lstm_cli.common.distributed import World, my_share
+from lstm_cli.data.splits import Batch, Split, StreamSplit
 from lstm_cli.data.streamed import StreamedSplit
 
 BUCKET_POOL_BATCHES = 50
@@ -54,14 +55,28 @@ def batch_order(
 
 
 def epoch_order(
-    split: Split, batch_size: int, bucket: bool, generator: torch.Generator
+    split: Split,
+    batch_size: int,
+    bucket: bool,
+    generator: torch.Generator,
+    world: World | None = None,
 ) -> list[Tensor]:
-    """One training epoch's batches of `split` (shard by shard when it is streamed)."""
-    shard = split.shard if isinstance(split, StreamedSplit) else None
-    lengths = split.sequence_lengths()
-    return batch_order(
-        lengths, batch_size, shuffle=True, bucket=bucket, generator=generator, shard=shard
-    )
+    """One training epoch's batches of `split` (shard by shard when it is streamed).
+
+    Under torchrun every rank draws the same global batches from the same generator and
+    keeps its share of each; a batch smaller than the world is dropped, since every rank
+    must step on every batch. Parallel text streams come in their order, unshuffled.
+    """
+    if isinstance(split, StreamSplit):
+        order = split.order()
+    else:
+        shard = split.shard if isinstance(split, StreamedSplit) else None
+        lengths = split.sequence_lengths()
+        order = batch_order(
+            lengths, batch_size, shuffle=True, bucket=bucket, generator=generator, shard=shard
+        )
+    world = world or World()
+    return [my_share(batch, world) for batch in order if len(batch) >= world.size]
 
 
 def _batches(

@@ -194,6 +194,46 @@ class WindowSplit:
 
 
 @dataclass
+class StreamSplit:
+    """Consecutive windows of one long series read as `streams` parallel streams
+    (`trainer.tbptt`): the series is cut into that many stretches, and row i of batch n+1
+    continues row i of batch n, so the LSTM state can be carried from one to the next.
+
+    Every window is read once; the last stream may be the shortest, so late batches can
+    lack their last rows, never a row in between (a carried state is cut to the rows left).
+    """
+
+    windows: WindowSplit
+    streams: int
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    @property
+    def targets(self) -> Tensor:
+        return self.windows.targets
+
+    def order(self) -> list[Tensor]:
+        """The batches of one pass, in stream order (never shuffled: the state carries)."""
+        count = len(self.windows)
+        per_stream = -(-count // self.streams)
+        rows = torch.arange(self.streams) * per_stream
+        return [(rows + n)[rows + n < count] for n in range(per_stream)]
+
+    def take(self, index: Tensor) -> Batch:
+        return self.windows.take(index)
+
+    def sequence_lengths(self) -> Tensor:
+        return self.windows.sequence_lengths()
+
+    def nbytes(self) -> int:
+        return self.windows.nbytes()
+
+    def to(self, device: torch.device) -> StreamSplit:
+        return replace(self, windows=self.windows.to(device))
+
+
+@dataclass
 class PanelWindowSplit:
     """Forecasting windows of many series laid end to end in one tensor (`id_column`).
 

@@ -11,6 +11,7 @@ few neighbouring shards of the file, so reads stay local.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from functools import partial
@@ -38,6 +39,8 @@ from lstm_cli.data.sequences import (
     split_indices,
 )
 from lstm_cli.data.splits import Batch, PreparedData
+
+log = logging.getLogger("lstm_cli.data")
 
 # Parsing a long-format CSV in memory peaked at 4.6x its size above the process's baseline
 # (153 MiB file: 1115 MiB peak, 410 MiB before reading; benchmarks/scale.py), so auto
@@ -124,6 +127,7 @@ def prepare(cfg: SequenceDatasetConfig, fitted: dict[str, Any] | None, cache: Pa
     """The dataset a `csv_sequences` config names, streamed from the cache in `cache`."""
     path = resolve_path(cfg.path, "dataset.path")
     state = fitted or new_state(cfg, path)
+    log.info("data: %s streamed from disk batch by batch (data.streaming)", path)
 
     def entry_of(file: Path) -> Entry:
         return cached_entry(cache, file, state, partial(stream_sequences, file, state))

@@ -16,7 +16,7 @@ from torch import Tensor
 from lstm_cli.common.errors import DataError
 from lstm_cli.config.dataset_schema import TextDatasetConfig
 from lstm_cli.data.files import resolve_path
-from lstm_cli.data.splits import PreparedData, WindowSplit
+from lstm_cli.data.splits import PreparedData, StreamSplit, WindowSplit
 
 UNKNOWN = "<unk>"
 
@@ -58,7 +58,11 @@ def windows(ids: Tensor, seq_len: int, where: str) -> WindowSplit:
     )
 
 
-def prepare(cfg: TextDatasetConfig, fitted: dict[str, Any] | None) -> PreparedData:
+def prepare(
+    cfg: TextDatasetConfig, fitted: dict[str, Any] | None, streams: tuple[int, int] | None
+) -> PreparedData:
+    """The text's three parts as windows of seq_len characters, or with `streams` (chunk,
+    count) as parallel streams of chunk-character windows (trainer.tbptt)."""
     path = resolve_path(cfg.path, "dataset.path")
     text = read_text(path)
     parts = {"train": text, "val": None, "test": None}
@@ -77,6 +81,12 @@ def prepare(cfg: TextDatasetConfig, fitted: dict[str, Any] | None) -> PreparedDa
         part: windows(encode(body, vocab), cfg.seq_len, f"{path} ({part} part)")
         for part, body in parts.items()
     }
+    if streams:
+        chunk, count = streams
+        splits = {
+            part: StreamSplit(windows(split.inputs, chunk, f"{path} ({part} part)"), count)
+            for part, split in splits.items()
+        }
     return PreparedData(
         task="language_model",
         train=splits["train"],

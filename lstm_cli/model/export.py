@@ -1,10 +1,9 @@
 """A trained network in a form that runs without lstm-train: ONNX or TorchScript.
 
-Packed sequences do not export, yet a bidirectional LSTM needs them on padded batches
-(its backward direction would otherwise read the padding first). `ExportableNetwork` runs
-each layer and direction as its own single-layer LSTM with the trained weights, and feeds
-the backward direction each sequence reversed within its own length: the same results on
-padded batches, from operations both formats carry.
+Packed sequences do not export. `ExportableNetwork` runs a bidirectional LSTM the way the
+network does on padded batches, each direction apart and the backward one on each
+sequence reversed within its own length: the same results, from operations both formats
+carry.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import warnings
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from lstm_cli.data.splits import Batch
 from lstm_cli.model.network import LSTMNetwork
@@ -24,52 +23,19 @@ OUTPUT_NAMES = ["y"]
 
 
 class ExportableNetwork(LSTMNetwork):
-    """LSTMNetwork without packing; built from a trained one with `of`."""
+    """LSTMNetwork that never packs and, bidirectional, always runs its directions apart:
+    a traced graph keeps the path its example batch took, padded or not."""
 
     @classmethod
     def of(cls, trained: LSTMNetwork) -> ExportableNetwork:
         network = cls(trained.spec)
         network.load_state_dict(trained.state_dict())
-        network.directions = nn.ModuleList(
-            _single_layer(trained.lstm, layer, suffix)
-            for layer in range(trained.spec.num_layers)
-            for suffix in (("", "_reverse") if trained.spec.bidirectional else ("",))
-        )
-        del network.lstm  # its weights now live in `directions`
         return network.eval()
 
     def _run_lstm(self, inputs: Tensor, lengths: Tensor) -> Tensor:
-        per_layer = 2 if self.spec.bidirectional else 1
-        for layer in range(self.spec.num_layers):
-            forward, _ = self.directions[layer * per_layer](inputs)
-            if per_layer == 1:
-                inputs = forward
-                continue
-            reversed_inputs = reverse_within_lengths(inputs, lengths)
-            backward, _ = self.directions[layer * per_layer + 1](reversed_inputs)
-            inputs = torch.cat([forward, reverse_within_lengths(backward, lengths)], dim=2)
-        return inputs
-
-
-def reverse_within_lengths(values: Tensor, lengths: Tensor) -> Tensor:
-    """[B, T, F] with each sequence's first `length` steps reversed; padding stays behind.
-
-    Step t of sequence b reads step length_b - 1 - t; past the length it reads itself.
-    """
-    steps = torch.arange(values.shape[1], device=values.device).unsqueeze(0)
-    ends = lengths.to(values.device).unsqueeze(1)
-    index = torch.where(steps < ends, ends - 1 - steps, steps)
-    return values.gather(1, index.unsqueeze(2).expand(-1, -1, values.shape[2]))
-
-
-def _single_layer(lstm: nn.LSTM, layer: int, suffix: str) -> nn.LSTM:
-    """One direction of one layer of `lstm` as a standalone single-layer LSTM."""
-    weight = getattr(lstm, f"weight_ih_l{layer}{suffix}")
-    single = nn.LSTM(weight.shape[1], lstm.hidden_size, batch_first=True)
-    with torch.no_grad():
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(single, f"{name}_l0").copy_(getattr(lstm, f"{name}_l{layer}{suffix}"))
-    return single
+        if self.spec.bidirectional:
+            return self._run_directions(inputs, lengths)
+        return super()._run_lstm(inputs, lengths)
 
 
 @dataclass

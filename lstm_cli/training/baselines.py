@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from lstm_cli.data.batching import batch_order
-from lstm_cli.data.splits import PreparedData, SequenceSplit, Split, WindowSplit
+from lstm_cli.data.splits import PreparedData, SequenceSplit, Split, StreamSplit, WindowSplit
 from lstm_cli.training.losses import LossFn
 from lstm_cli.training.metrics import MetricAccumulator
 
@@ -133,7 +133,7 @@ def _constant(output: Tensor) -> Answer:
 
 def _unigram(data: PreparedData) -> Answer:
     """Every step predicts the training text's character frequencies."""
-    tokens = cast(WindowSplit, data.train).targets.cpu().flatten().long()
+    tokens = cast(WindowSplit | StreamSplit, data.train).targets.cpu().flatten().long()
     counts = torch.bincount(tokens, minlength=data.output_size)
     log_prior = (counts.double() + 1.0).div(counts.sum() + data.output_size).log().float()
 

@@ -7,7 +7,8 @@ from torch import Tensor, nn
 
 from lstm_cli.common.distributed import World, my_share
 from lstm_cli.data.batching import batch_order, read_ahead
-from lstm_cli.data.splits import PreparedData, Split
+from lstm_cli.data.splits import PreparedData, Split, StreamSplit
+from lstm_cli.model.network import CarriedState
 from lstm_cli.training.losses import LossFn
 from lstm_cli.training.metrics import MetricAccumulator
 
@@ -25,15 +26,21 @@ def evaluate_split(
     """Loss and the task's metrics over a whole split (in the data's own units).
 
     Under torchrun each rank scores its share of every batch and the sums are added up.
+    Parallel text streams (trainer.tbptt) are read with the state carried through them.
     """
     world = world or World()
     model.eval()
     accumulator = MetricAccumulator(data.task, data.output_size, device, data.to_original)
-    order = batch_order(split.sequence_lengths(), batch_size, shuffle=False, bucket=False)
+    streams = () if not isinstance(split, StreamSplit) else (CarriedState(),)
+    order = (
+        split.order()
+        if streams
+        else batch_order(split.sequence_lengths(), batch_size, shuffle=False, bucket=False)
+    )
     shares = [share for share in (my_share(whole, world) for whole in order) if len(share)]
     for _, taken in read_ahead(split, shares):
         batch = taken.to(device)
-        outputs = model(batch.x, batch.lengths)
+        outputs = model(batch.x, batch.lengths, *streams)
         accumulator.update(
             outputs, batch.y, batch.lengths, loss_fn(outputs, batch.y, batch.lengths)
         )

@@ -21,22 +21,24 @@ import torch
 from lstm_cli import STARTED_AT, __version__
 from lstm_cli.common.atomic import remove_leftovers
 from lstm_cli.common.console import Reporter
-from lstm_cli.common.distributed import World, any_rank, my_share, wrap_for_ranks
+from lstm_cli.common.distributed import World, any_rank, wrap_for_ranks
 from lstm_cli.common.errors import CheckpointError, Interrupted, LstmCliError
 from lstm_cli.common.runtime import peak_memory_mib, resolve_device, seed_everything, set_threads
 from lstm_cli.config.schema import TrainConfig
-from lstm_cli.data import load_dataset
+from lstm_cli.data import load_dataset, parallel_streams
 from lstm_cli.data.batching import epoch_order, read_ahead
 from lstm_cli.data.cache import cache_folder
 from lstm_cli.data.files import fingerprints
 from lstm_cli.data.placement import place
-from lstm_cli.model.network import LSTMNetwork, ModelSpec
+from lstm_cli.data.splits import StreamSplit
+from lstm_cli.model.network import CarriedState, LSTMNetwork, ModelSpec
 from lstm_cli.runs.checkpoint import load_checkpoint, save_checkpoint
 from lstm_cli.runs.rundir import MetricsLog, mark_latest, write_json_atomic
 from lstm_cli.training.baselines import Comparison, compare, warnings_for
 from lstm_cli.training.early_stopping import BestTracker
 from lstm_cli.training.evaluation import evaluate_split
 from lstm_cli.training.losses import build_loss
+from lstm_cli.training.metrics import epoch_line
 from lstm_cli.training.optim import build_optimizer, build_scheduler, step_scheduler
 from lstm_cli.training.precision import Precision
 from lstm_cli.training.signals import StopRequest
@@ -80,13 +82,14 @@ class Training:
         fitted = resumed["preprocessing"] if resumed else None
         loading = time.perf_counter()
         cache, streaming = cache_folder(config), config.data.streaming
-        data = load_dataset(config.dataset, fitted=fitted, cache=cache, streaming=streaming)
+        streams = parallel_streams(trainer)
+        data = load_dataset(config.dataset, fitted, cache, streaming, text_streams=streams)
         self.data_load_seconds = round(time.perf_counter() - loading, 3)
         if resumed is None:  # what this run trains on, for evaluate to compare with later
             data.preprocessing["data_files"] = fingerprints(config.dataset)
         self.data, self.data_on_device = place(data, self.device, config.data.on_device)
         self.spec = ModelSpec.of(config.model, self.data)
-        model = LSTMNetwork(self.spec, packed=config.data.packed).to(self.device)
+        model = LSTMNetwork(self.spec, config.data.packed, trainer.tbptt).to(self.device)
         optimizer = build_optimizer(config.optimizer, model.parameters())
         scheduler = build_scheduler(config.scheduler, optimizer, trainer.max_epochs, trainer.mode)
         shuffle = torch.Generator().manual_seed(trainer.seed)
@@ -114,6 +117,8 @@ class Training:
             else:
                 self.progress.sums.leave_to_main()
             self.best_state = self._agreeing_best()
+        if isinstance(self.data.train, StreamSplit):  # text as parallel streams (tbptt)
+            self.progress.carried = self.progress.carried or CarriedState()
         self.first_step = self.progress.global_step  # logged: start-up time is measured
         # `latest` moves to this run once it has a checkpoint to evaluate or resume from
         self.latest_marked = False
@@ -148,9 +153,9 @@ class Training:
             epoch = progress.epoch + 1
             self.trainee.shuffle.set_state(progress.shuffle_state)
             bucket = self.config.data.bucket
-            order = epoch_order(self.data.train, trainer.batch_size, bucket, self.trainee.shuffle)
-            size = self.world.size  # under torchrun: this rank's share of each batch
-            order = [my_share(batch, self.world) for batch in order if len(batch) >= size]
+            order = epoch_order(
+                self.data.train, trainer.batch_size, bucket, self.trainee.shuffle, self.world
+            )
             started = time.perf_counter()
             try:
                 done = self._train_epoch(epoch, order, stop)
@@ -171,7 +176,13 @@ class Training:
             for position, taken in read_ahead(self.data.train, order, progress.batch_in_epoch):
                 batch = taken.to(self.device)
                 loss, grad_norm = train_batch(
-                    self.stepping_model, batch, position, self.update, self.loss_fn, progress.sums
+                    self.stepping_model,
+                    batch,
+                    position,
+                    self.update,
+                    self.loss_fn,
+                    progress.sums,
+                    progress.carried,
                 )
                 bar(loss, len(order[position]))
                 if progress.global_step == self.first_step:
@@ -210,6 +221,7 @@ class Training:
         progress.epoch, progress.batch_in_epoch = epoch, 0
         progress.shuffle_state = self.trainee.shuffle.get_state()
         progress.sums = EpochSums.zeros(self.device)
+        progress.carried = CarriedState() if progress.carried else None  # streams restart
         if improved:  # best.pt first: the last.pt that records it must never precede it
             self._save("best.pt")
             self.best_state = {
@@ -334,14 +346,3 @@ class Training:
         """However the run ends: TensorBoard's files flushed."""
         if self.tensorboard is not None:
             self.tensorboard.close()
-
-
-def epoch_line(row: dict[str, Any], max_epochs: int, improved: bool) -> str:
-    """The log line of one epoch: its metrics, learning rate, gradient norm and speed."""
-    metrics = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if "/" in k)
-    mark = " *" if improved else ""
-    return (
-        f"epoch {row['epoch']}/{max_epochs}  {metrics}  lr {row['lr']:.3g}"
-        f"  grad_norm {row['grad_norm']:.3g}  {row['epoch_seconds']:.2f}s"
-        f"  {row['sequences_per_second']:.0f} seq/s{mark}"
-    )

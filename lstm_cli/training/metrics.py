@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -133,3 +134,14 @@ def classification_metrics(confusion: Tensor) -> dict[str, float]:
         "acc": float(true_positive.sum() / total),
         "f1": float(f1[present].mean()) if present.any() else 0.0,
     }
+
+
+def epoch_line(row: dict[str, Any], max_epochs: int, improved: bool) -> str:
+    """The log line of one epoch: its metrics, learning rate, gradient norm and speed."""
+    metrics = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if "/" in k)
+    mark = " *" if improved else ""
+    return (
+        f"epoch {row['epoch']}/{max_epochs}  {metrics}  lr {row['lr']:.3g}"
+        f"  grad_norm {row['grad_norm']:.3g}  {row['epoch_seconds']:.2f}s"
+        f"  {row['sequences_per_second']:.0f} seq/s{mark}"
+    )

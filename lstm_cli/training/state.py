@@ -4,7 +4,8 @@ A checkpoint written at an epoch's end or after any step holds enough to continu
 the same result as a run that was never stopped: weights, optimizer, scheduler and
 loss-scaler states, the RNG states (torch, CUDA, python, numpy), the shuffling
 generator's state at the start of the epoch in progress, how many of that epoch's batches
-are done and its running sums, the metrics rows so far and the best-so-far tracker.
+are done, its running sums and the LSTM state its text streams carry (trainer.tbptt),
+the metrics rows so far and the best-so-far tracker.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from lstm_cli.data.splits import PreparedData
-from lstm_cli.model.network import ModelSpec
+from lstm_cli.model.network import CarriedState, ModelSpec
 from lstm_cli.training.early_stopping import BestTracker
 from lstm_cli.training.optim import Scheduler
 from lstm_cli.training.step import EpochSums
@@ -26,7 +27,8 @@ from lstm_cli.training.step import EpochSums
 
 @dataclass
 class TrainingProgress:
-    """Counters of a run; `shuffle_state` is what the epoch in progress is shuffled from."""
+    """Counters of a run; `shuffle_state` is what the epoch in progress is shuffled from,
+    `carried` the LSTM state its parallel streams have reached (trainer.tbptt on text)."""
 
     shuffle_state: Tensor
     sums: EpochSums
@@ -35,6 +37,7 @@ class TrainingProgress:
     global_step: int = 0
     batch_in_epoch: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
+    carried: CarriedState | None = None
 
 
 @dataclass
@@ -67,6 +70,7 @@ def checkpoint_payload(
         "batch_in_epoch": progress.batch_in_epoch,
         "rng": {**rng_states(), "shuffle": progress.shuffle_state},
         "epoch_sums": progress.sums.values.cpu(),
+        "carried_state": [t.cpu() for t in (progress.carried and progress.carried.state) or ()],
         "rows": progress.rows,
         "best": asdict(progress.best),
         "config": config,
@@ -126,4 +130,10 @@ def restore(payload: dict[str, Any], trainee: Trainee, device: torch.device) -> 
         global_step=payload["global_step"],
         batch_in_epoch=payload["batch_in_epoch"],
         rows=list(payload["rows"]),
+        carried=carried_state(payload.get("carried_state"), device),
     )
+
+
+def carried_state(saved: list[Tensor] | None, device: torch.device) -> CarriedState | None:
+    """A checkpoint's carried (h, c), on `device`; none saved (or before tbptt): None."""
+    return CarriedState((saved[0].to(device), saved[1].to(device))) if saved else None

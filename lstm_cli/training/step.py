@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from lstm_cli.common.distributed import World, sum_across_ranks
 from lstm_cli.data.splits import Batch
+from lstm_cli.model.network import CarriedState
 from lstm_cli.training.losses import LossFn
 from lstm_cli.training.optim import clip_gradients
 from lstm_cli.training.precision import Precision
@@ -153,14 +154,22 @@ class Update:
 
 
 def train_batch(
-    model: nn.Module, batch: Batch, position: int, update: Update, loss_fn: LossFn, sums: EpochSums
+    model: nn.Module,
+    batch: Batch,
+    position: int,
+    update: Update,
+    loss_fn: LossFn,
+    sums: EpochSums,
+    carried: CarriedState | None = None,
 ) -> tuple[Tensor, Tensor]:
     """One optimizer step on `batch`, the `position`-th (0-based) of its epoch; returns its
-    loss and pre-clip gradient norm, both left on the device."""
+    loss and pre-clip gradient norm, both left on the device. With `carried` (parallel
+    streams), the LSTM starts from the state the previous batch left and leaves its own."""
     optimizer, precision = update.optimizer, update.precision
     optimizer.zero_grad(set_to_none=True)
     with precision.autocast():
-        outputs = model(batch.x, batch.lengths)
+        streams = () if carried is None else (carried,)
+        outputs = model(batch.x, batch.lengths, *streams)
     loss = loss_fn(outputs.float(), batch.y, batch.lengths)
     precision.backward(loss, optimizer)
     parameters = [p for p in model.parameters() if p.requires_grad]
