@@ -124,6 +124,16 @@ def test_output_is_plain_when_not_on_a_terminal(trained_airline):
     assert ANSI_ESCAPE not in log
 
 
+def test_log_every_epochs_thins_the_console_but_not_the_log(cli, tmp_path):
+    args = ("model=tiny", "trainer.max_epochs=7", "trainer.log_every_epochs=3")
+    result = cli("train", *args, "trainer.patience=null")
+    assert result.returncode == 0, result.stderr
+    shown = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert shown == ["1/7", "3/7", "6/7"]
+    log = (tmp_path / "outputs/train/latest/train.log").read_text()
+    assert all(f"epoch {n}/7 " in log for n in range(1, 8))
+
+
 @pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux script for a tty")
 def test_a_terminal_gets_rich_output(tmp_path):
     command = f"{SCRIPT} train trainer.max_epochs=2 model=tiny"
@@ -253,6 +263,8 @@ def test_multirun_sweeps_land_in_one_sweep_directory(cli, tmp_path):
         "1_model=tiny,optimizer=sgd,trainer.max_epochs=1",
     ]
     assert all((sweep / job / "results.json").is_file() for job in jobs)
+    best = min(jobs, key=lambda job: read_json(sweep / job / "results.json")["best_value"])
+    assert f"best job: {(sweep / best).resolve()} val/loss=" in result.stdout
 
 
 def test_a_failed_sweep_job_is_reported_and_the_sweep_goes_on(cli, tmp_path):

@@ -175,6 +175,7 @@ class TrainerConfig:
     on_nonfinite: Literal["stop", "skip_batch"]
     precision: Literal["32", "bf16-mixed", "16-mixed"]
     tbptt: int | None = bounded(ge=1)
+    log_every_epochs: int = bounded(ge=1)
 
 
 @dataclass

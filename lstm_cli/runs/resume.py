@@ -19,6 +19,7 @@ MAY_CHANGE = (
     "trainer.patience",
     "trainer.min_steps",
     "trainer.checkpoint_every_steps",
+    "trainer.log_every_epochs",
     "trainer.device",
     "trainer.num_threads",
     "data.on_device",

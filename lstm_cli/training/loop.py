@@ -232,7 +232,8 @@ class Training:
             self.tensorboard.epoch(row)
         if self.world.is_main:
             self.metrics_log.append(row)
-            log.info(epoch_line(row, trainer.max_epochs, improved))
+            quiet = epoch > 1 and epoch % trainer.log_every_epochs != 0  # train.log has them all
+            log.info(epoch_line(row, trainer.max_epochs, improved), extra={"file_only": quiet})
 
     def _stopped_early(self) -> bool:
         """Patience counts epochs, but a small dataset's epoch is a few steps: no stop
