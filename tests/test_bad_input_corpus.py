@@ -235,6 +235,12 @@ CASES: dict[str, Case] = {
         ("s.csv, line 7, column 't'", "does not increase"),
         {"s.csv": replace_line(SERIES, 7, "3,15")},
     ),
+    "csv stamp spelling": Case(
+        (*FORECAST, "dataset.time_column=t"),
+        1,
+        ("s.csv, line 2, column 't'", "'01/02/2024' is not a date", "dataset.time_format"),
+        {"s.csv": "t,y\n" + "".join(f"01/{d:02d}/2024,{d}\n" for d in range(2, 30))},
+    ),
     "csv log of zero": Case(
         (*FORECAST, "dataset.transform=log"),
         1,

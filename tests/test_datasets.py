@@ -259,3 +259,19 @@ def test_evaluate_input_of_a_forecaster_points_to_predict(cli, tmp_path, trained
     result = cli("evaluate", f"run_dir={run_dir}", "input=embedded:airline/airline.csv")
     assert result.returncode == 2 and "use predict input=FILE" in result.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_stamps_in_a_named_spelling_train_and_date_the_forecasts_alike(cli, tmp_path):
+    days = [f"03/{day:02d}/2024" for day in range(1, 31)]
+    lines = ["day,sales"] + [f"{d},{10 + n % 7 + n * 0.1:.2f}" for n, d in enumerate(days)]
+    (tmp_path / "s.csv").write_text("\n".join(lines) + "\n")
+    keys = ("dataset=csv_forecast", "dataset.path=s.csv", "dataset.target=sales")
+    spelled = ("dataset.time_column=day", "dataset.time_format=%m/%d/%Y", "dataset.window=10")
+    result = cli("train", *keys, *spelled, "dataset.val_size=5", "dataset.test_size=5", *QUICK)
+    assert result.returncode == 0, result.stderr
+    assert "seasonal naive (7)" in result.stdout  # daily stamps: a weekly season
+    result = cli("predict", "run_dir=outputs/train/latest", "input=s.csv", "predict.steps=2")
+    assert result.returncode == 0, result.stderr
+    predictions = next((tmp_path / "outputs/predict").glob("2*/predictions.csv"))
+    rows = list(csv.DictReader(predictions.open()))
+    assert [row["day"] for row in rows] == ["03/31/2024", "04/01/2024"]

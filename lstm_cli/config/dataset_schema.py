@@ -28,6 +28,7 @@ class ForecastDatasetConfig:
     covariates: list[str]
     id_column: str | None
     time_column: str | None
+    time_format: str | None
     season: int | None = bounded(ge=1)
     window: int = bounded(ge=1)
     horizon: int = bounded(ge=1)

@@ -96,7 +96,8 @@ def read_series(path: Path, state: dict[str, Any], key: str) -> tuple[Tensor, Ti
     stamps = None
     column = state["time_column"]
     if column:
-        stamps = TimeIndex.parse(table.strings(column, "dataset.time_column"), column, table.where)
+        spelled = table.strings(column, "dataset.time_column")
+        stamps = TimeIndex.parse(spelled, column, table.where, state.get("time_format"))
     return values, stamps
 
 
@@ -161,6 +162,7 @@ def prepare(cfg: ForecastDatasetConfig, fitted: dict[str, Any] | None) -> Prepar
         "columns": targets + [c for c in cfg.covariates if c not in targets],
         "targets": targets,
         "time_column": cfg.time_column,
+        "time_format": cfg.time_format,
         "missing": cfg.missing,
     }
     path = resolve_path(cfg.path, "dataset.path")

@@ -72,7 +72,10 @@ def read_panel(path: Path, state: dict[str, Any], key: str) -> list[Series]:
         index = None
         if stamps is not None:
             index = TimeIndex.parse(
-                [stamps[row] for row in rows], stamps_column, lambda n, r=rows: table.where(r[n])
+                [stamps[row] for row in rows],
+                stamps_column,
+                lambda n, r=rows: table.where(r[n]),
+                state.get("time_format"),
             )
         panel.append(Series(series_id, filled[first : first + size], index))
         first += size
@@ -130,6 +133,7 @@ def new_state(cfg: ForecastDatasetConfig) -> dict[str, Any]:
         "targets": targets,
         "id_column": cfg.id_column,
         "time_column": cfg.time_column,
+        "time_format": cfg.time_format,
         "missing": cfg.missing,
     }
 

@@ -1,8 +1,9 @@
 """Time stamps of a forecasting series: parsed, checked to increase, extended into the future.
 
-Three spellings are understood: months (`1949-01`), ISO dates or date-times
-(`2024-03-01`, `2024-03-01T12:00`), and plain numbers. Future stamps continue the series
-at its most common step and are written in the same spelling as the input.
+Three spellings are told apart by the first stamp: months (`1949-01`), ISO dates or
+date-times (`2024-03-01`, `2024-03-01T12:00`), and plain numbers; any other is named by
+`dataset.time_format` (a strftime format such as `%m/%d/%Y`). Future stamps continue the
+series at its most common step and are written in the same spelling as the input.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from itertools import pairwise
 from lstm_cli.common.errors import DataError
 
 _MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
+HINT = (
+    " (understood: 1949-01, 2024-03-01, 2024-03-01T12:00, numbers; name another spelling"
+    " with dataset.time_format, e.g. %m/%d/%Y)"
+)
 _EPOCH = datetime(1970, 1, 1)  # naive stamps are read as wall-clock time, no time zone
 
 
@@ -28,9 +33,12 @@ class TimeIndex:
     values: list[float]
 
     @classmethod
-    def parse(cls, stamps: list[str], column: str, where: Callable[[int], str]) -> TimeIndex:
-        """Parse and check stamps; `where(row)` names a row's file and line in errors."""
-        spelling = _spelling_of(stamps[0])
+    def parse(
+        cls, stamps: list[str], column: str, where: Callable[[int], str], form: str | None = None
+    ) -> TimeIndex:
+        """Parse and check stamps; `where(row)` names a row's file and line in errors;
+        `form` is dataset.time_format (None: the first stamp's spelling)."""
+        spelling = form or _spelling_of(stamps[0])
         values: list[float] = []
         for row, stamp in enumerate(stamps):
             try:
@@ -38,6 +46,7 @@ class TimeIndex:
             except ValueError:
                 raise DataError(
                     f"{where(row)}, column {column!r}: {stamp!r} is not a {spelling} time stamp"
+                    + ("" if form else HINT)
                 ) from None
             if row and values[-1] <= values[-2]:
                 raise DataError(
@@ -94,6 +103,8 @@ def _to_number(stamp: str, spelling: str) -> float:
         return int(match.group(1)) * 12 + int(match.group(2)) - 1
     if spelling == "number":
         return float(stamp)
+    if "%" in spelling:  # dataset.time_format
+        return (datetime.strptime(stamp, spelling) - _EPOCH).total_seconds()
     return (datetime.fromisoformat(stamp).replace(tzinfo=None) - _EPOCH).total_seconds()
 
 
@@ -104,4 +115,6 @@ def _to_text(value: float, spelling: str) -> str:
     if spelling == "number":
         return f"{value:g}"
     moment = _EPOCH + timedelta(seconds=value)
+    if "%" in spelling:
+        return moment.strftime(spelling)
     return moment.date().isoformat() if spelling == "date" else moment.isoformat()
