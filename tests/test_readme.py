@@ -197,3 +197,39 @@ def test_the_quick_start_is_one_command_with_the_cpu_torch(name):
     assert "\n" not in command
     assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in command
     assert command.endswith("lstm-train train" if name == "run" else "python -m pytest -q -n auto")
+
+
+def readme_commands(subcommand: str) -> list[list[str]]:
+    """The arguments of every `lstm-train SUBCOMMAND ...` line in the README's bash blocks
+    (continuation lines joined, comments cut)."""
+    found = []
+    for block in re.findall(r"```bash\n(.*?)```", README, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            command = line.split(" #", 1)[0].strip()
+            if command.startswith(f"lstm-train {subcommand} "):
+                found.append(shlex.split(command)[2:])
+    return found
+
+
+def first_job(args: list[str]) -> list[str]:
+    """A command line's overrides as its sweep's first job runs them (Hydra's own parser)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser, overrides = OverridesParser.create(), []
+    for arg in (a for a in args if not a.startswith("-") and not a.startswith("hydra")):
+        override = parser.parse_overrides([arg])[0]
+        if override.is_sweep_override():
+            arg = f"{override.key_or_group}={next(override.sweep_string_iterator())}"
+        overrides.append(arg)
+    return overrides
+
+
+def test_every_readme_train_command_composes_and_validates():
+    """Each recipe's config is a valid one; the trainings themselves are the suite's."""
+    from lstm_cli.config.checks import validate_train_config
+    from lstm_cli.config.validate import composed
+
+    commands = readme_commands("train")
+    assert len(commands) >= 8
+    for args in commands:
+        validate_train_config(composed("train", first_job(args)))

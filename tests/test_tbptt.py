@@ -108,6 +108,7 @@ def test_text_trains_as_streams_and_evaluate_carries_the_state_as_training_did(t
     result = run_cli("train", *TEXT, "trainer.max_epochs=2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     trained = read_json(tmp_path / "outputs/train/latest/results.json")
+    assert "8 parallel streams, state carried (trainer.tbptt)" in result.stdout
     assert trained["test"]["test/bpc"] < trained["baselines"]["unigram"]["test/bpc"]
     evaluated = run_cli("evaluate", "run_dir=outputs/train/latest", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from lstm_cli.data.splits import PreparedData
+from lstm_cli.data.splits import PreparedData, Split, StreamSplit
 from lstm_cli.model.network import layer_summary
 from lstm_cli.training.baselines import baseline_rows
 from lstm_cli.training.loop import Results, Training
@@ -71,8 +71,16 @@ def data_summary(name: str, data: PreparedData) -> dict[str, Any]:
         **_input_names(data),
         "outputs": data.output_size,
         "length min/mean/max": f"{int(lengths.min())}/{lengths.mean():.1f}/{int(lengths.max())}",
+        **_streams(data.train),
         **_what_is_predicted(data),
     }
+
+
+def _streams(split: Split) -> dict[str, str]:
+    """How text is read under trainer.tbptt: parallel streams, the state carried."""
+    if not isinstance(split, StreamSplit):
+        return {}
+    return {"read as": f"{split.streams} parallel streams, state carried (trainer.tbptt)"}
 
 
 def _input_names(data: PreparedData) -> dict[str, str]:

@@ -13,7 +13,7 @@ from lstm_cli.common.errors import CheckpointError, ConfigError
 from lstm_cli.config.schema import TrainConfig
 from lstm_cli.config.tasks import Task
 from lstm_cli.config.validate import build, completed
-from lstm_cli.model.network import LSTMNetwork, ModelSpec
+from lstm_cli.model.network import CarriedState, LSTMNetwork, ModelSpec
 from lstm_cli.runs.checkpoint import load_checkpoint
 
 
@@ -125,12 +125,12 @@ def generate_text(
     """Sample `length` token ids after `prompt`, carrying the LSTM state step by step."""
     device = next(model.parameters()).device
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    state = None
+    carried = CarriedState()
     inputs = prompt.to(device).unsqueeze(0)
     produced: list[int] = []
     for _ in range(length):
-        outputs, state = model.lstm(model.embedding(inputs), state)
-        logits = model.head(outputs[:, -1]).float().cpu() / temperature
+        outputs = model(inputs, torch.tensor([inputs.shape[1]]), carried)
+        logits = outputs[:, -1].float().cpu() / temperature
         logits[:, 0] = float("-inf")
         token = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)
         produced.append(int(token))
