@@ -110,6 +110,14 @@ def test_misspelled_key_is_a_one_line_config_error(cli, tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+def test_an_unknown_dataset_key_lists_the_keys_of_the_chosen_kind(cli):
+    result = cli("train", "dataset=kjv", "dataset.window=3")
+    assert_clean_error(result, 2, "unknown key dataset.window", "dataset.seq_len")
+    assert "dataset.horizon" not in result.stderr  # a forecasting key: not this kind's
+    forecast = cli("train", "dataset.windw=3")  # the default dataset: airline, csv_forecast
+    assert_clean_error(forecast, 2, "did you mean dataset.window?", "dataset.time_format")
+
+
 def test_unknown_group_option_lists_the_options(cli):
     assert_clean_error(cli("train", "optimizer=adm"), 2, "optimizer/adm", "adam, adamw")
 

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from conftest import read_json, run_cli
 
+AIRLINE_CSV = Path(__file__).parents[1] / "lstm_cli/data/embedded/airline/airline.csv"
+
 QUICK = ("trainer.max_epochs=2", "model=tiny")
 
 
@@ -254,11 +256,28 @@ def test_evaluate_scores_a_new_labelled_file_whole(tmp_path):
     assert missing.returncode == 1 and "input=nope.csv: no such file" in missing.stderr
 
 
-def test_evaluate_input_of_a_forecaster_points_to_predict(cli, tmp_path, trained_airline):
+def test_evaluate_input_of_a_forecaster_scores_the_files_last_months(
+    cli, tmp_path, trained_airline
+):
+    """The windows of the file's last test_size steps, as the run's test split was cut: the
+    run's own file scores as its test split does; another series scores otherwise."""
     run_dir = trained_airline / "outputs/train/latest"
-    result = cli("evaluate", f"run_dir={run_dir}", "input=embedded:airline/airline.csv")
-    assert result.returncode == 2 and "use predict input=FILE" in result.stderr
-    assert not (tmp_path / "outputs").exists()
+    own = cli("evaluate", f"run_dir={run_dir}", "input=embedded:airline/airline.csv")
+    assert own.returncode == 0, own.stderr
+    test = cli("evaluate", f"run_dir={run_dir}")
+    assert test.returncode == 0, test.stderr
+    scored, expected = (
+        read_json(path / "metrics.json")
+        for path in sorted((tmp_path / "outputs/evaluate").glob("2*"))
+    )
+    assert scored["split"] == "input" and scored["samples"] == expected["samples"]
+    assert scored["metrics"]["input/mae"] == pytest.approx(expected["metrics"]["test/mae"])
+    rows = AIRLINE_CSV.read_text().splitlines()
+    grown = [rows[0]] + [f"{r.split(',')[0]},{float(r.split(',')[1]) * 1.2:g}" for r in rows[1:]]
+    (tmp_path / "grown.csv").write_text("\n".join(grown) + "\n")
+    other = cli("evaluate", f"run_dir={run_dir}", "input=grown.csv")
+    assert other.returncode == 0, other.stderr
+    assert "input/mape" in other.stdout and "seasonal naive (12) input/mae" in other.stdout
 
 
 def test_stamps_in_a_named_spelling_train_and_date_the_forecasts_alike(cli, tmp_path):

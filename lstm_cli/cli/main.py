@@ -130,7 +130,7 @@ def run_command(command: str, args: list[str]) -> int:
         if sweeps.failed_jobs():  # the sweeper gave up because its jobs failed: say which
             return _report_failed_jobs(sweeps.failed_jobs())
         message, code = exit_for(err, in_job=False)
-        message = _unknown_key(command, message)
+        message = _unknown_key(command, message, args)
         hint = _suggestion(command, err) if code == EXIT_USAGE else ""
         if is_system_error(err) and not err.filename:  # Hydra writing .hydra/ or the log
             message = f"{_run_dir_being_made()}: could not write the run's files ({message})"
@@ -140,19 +140,39 @@ def run_command(command: str, args: list[str]) -> int:
     return _report_failed_jobs(failed) if failed else 0
 
 
-def _unknown_key(command: str, message: str) -> str:
+def _unknown_key(command: str, message: str, args: list[str]) -> str:
     """Hydra's `Could not override 'foo': Key 'foo' is not in struct` in our words: the
-    unknown key, the nearest valid one, and the keys valid at that level."""
+    unknown key, the nearest valid one, and the keys valid at that level (for a dataset
+    key, those of the dataset kind the command line chose)."""
     from lstm_cli.config.schema import COMMAND_SCHEMAS
     from lstm_cli.config.validate import unknown_key
 
     typo = re.match(r"Could not override '([^']+)': Key '[^']+' is not in struct", message)
     if not typo:
         return message
-    nearest, valid = unknown_key(COMMAND_SCHEMAS[command], typo.group(1))
+    chosen = _chosen_options(command, args, typo.group(1))
+    nearest, valid = unknown_key(COMMAND_SCHEMAS[command], typo.group(1), chosen)
     hint = f" (did you mean {nearest}?)" if nearest else ""
     listed = f"; valid keys there: {', '.join(valid)}" if valid else ""
     return f"unknown key {typo.group(1)}{hint}{listed}"
+
+
+def _chosen_options(command: str, args: list[str], unknown: str) -> dict[str, str]:
+    """The option each keyed group (dataset kind, optimizer name...) takes in the config
+    the command line composes without its unknown key; {} if even that does not compose."""
+    from lstm_cli.config.schema import VARIANT_GROUPS
+    from lstm_cli.config.validate import composed
+
+    rest = [a for a in args if not a.startswith("-") and a.lstrip("+~").split("=")[0] != unknown]
+    try:
+        values = composed(command, rest)
+    except Exception:  # another mistake on the line: the lists of every option then
+        return {}
+    return {
+        group: values[group].get(selector)
+        for group, (selector, _) in VARIANT_GROUPS.items()
+        if isinstance(values.get(group), dict)
+    }
 
 
 def _suggestion(command: str, err: BaseException) -> str:

@@ -48,12 +48,12 @@ def _predict_ready(values: dict[str, Any]) -> None:
 
 
 def _evaluate_ready(values: dict[str, Any]) -> None:
-    from lstm_cli.data import check_labelled_kind
+    from lstm_cli.data import check_scorable_kind
     from lstm_cli.data.files import resolve_path
 
     options, saved = _trained_run_ready(EvaluateConfig, values)
     if options.input:
-        check_labelled_kind(options.input, saved["preprocessing"])
+        check_scorable_kind(options.input, saved["preprocessing"])
         resolve_path(options.input, "input")
 
 

@@ -19,7 +19,7 @@ from lstm_cli.common.console import Reporter
 from lstm_cli.common.runtime import resolve_device
 from lstm_cli.config.schema import EvaluateConfig
 from lstm_cli.config.validate import build, resolve
-from lstm_cli.data import labelled_file, load_dataset, parallel_streams
+from lstm_cli.data import load_dataset, parallel_streams, scored_file
 from lstm_cli.data.cache import cache_folder
 from lstm_cli.data.files import changed_files, fingerprints, resolve_path
 from lstm_cli.reporting.split_plots import plot_split
@@ -49,7 +49,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     loss_fn = build_loss(trained.config.loss, trained.task)
     name, held = options.split, options.split
     if options.input:  # a new labelled file, scored whole in the split's place
-        new_file = labelled_file(resolve_path(options.input, "input"), trained.preprocessing)
+        source = resolve_path(options.input, "input")
+        new_file = scored_file(source, trained.config.dataset, trained.preprocessing)
         data, name, held = replace(data, test=new_file), "input", "test"
     split = getattr(data, held)
     scores = evaluate_split(trained.model, split, data, loss_fn, options.batch_size, device)

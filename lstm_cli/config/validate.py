@@ -58,9 +58,12 @@ def build_variant(group: str, values: Any) -> Any:
     return build(options[choice], values, prefix=f"{group}.")
 
 
-def unknown_key(schema: type, dotted: str) -> tuple[str | None, list[str]]:
+def unknown_key(
+    schema: type, dotted: str, chosen: dict[str, str] | None = None
+) -> tuple[str | None, list[str]]:
     """For a `dotted` key the schema lacks: the nearest valid key (None when nothing is
-    close) and the valid keys at the level where `dotted` goes wrong."""
+    close) and the valid keys at the level where `dotted` goes wrong. `chosen` names the
+    option of a group whose keys depend on it (dataset: its kind), when known."""
     names: list[str] = [f.name for f in dataclasses.fields(schema)]
     hints: dict[str, Any] = typing.get_type_hints(schema)
     parts = dotted.split(".")
@@ -69,15 +72,16 @@ def unknown_key(schema: type, dotted: str) -> tuple[str | None, list[str]]:
             close = difflib.get_close_matches(part, names, n=1)
             nearest = ".".join([*parts[:depth], close[0], *parts[depth + 1 :]]) if close else None
             return nearest, [".".join([*parts[:depth], name]) for name in names]
-        inner = _schemas_under(part, hints.get(part))
+        inner = _schemas_under(part, hints.get(part), (chosen or {}).get(part))
         names = sorted({f.name for s in inner for f in dataclasses.fields(s)})
         hints = {k: v for s in inner for k, v in typing.get_type_hints(s).items()}
     return None, []
 
 
-def _schemas_under(name: str, hint: Any) -> list[type]:
+def _schemas_under(name: str, hint: Any, choice: str | None) -> list[type]:
     if name in VARIANT_GROUPS and hint is Any:
-        return list(VARIANT_GROUPS[name][1].values())
+        options = VARIANT_GROUPS[name][1]
+        return [options[choice]] if choice in options else list(options.values())
     options = typing.get_args(hint) or (hint,)
     return [option for option in options if dataclasses.is_dataclass(option)]
 

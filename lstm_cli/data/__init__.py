@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from lstm_cli.config.dataset_schema import (
     TextDatasetConfig,
 )
 from lstm_cli.data import forecast, generated, npz, panel, sequences, streamed, text
-from lstm_cli.data.splits import PreparedData, RaggedSplit
+from lstm_cli.data.splits import PreparedData, RaggedSplit, Split
 
 
 def load_dataset(
@@ -59,10 +60,14 @@ def parallel_streams(trainer: Any) -> tuple[int, int] | None:
     return (trainer.tbptt, trainer.batch_size) if trainer.tbptt else None
 
 
-def labelled_file(path: Path, fitted: dict[str, Any]) -> RaggedSplit:
-    """Every labelled sequence of a new file in the training format (csv_sequences or
-    npz), preprocessed as in training: what `evaluate input=FILE` scores."""
-    check_labelled_kind(str(path), fitted)
+def scored_file(path: Path, dataset: Any, fitted: dict[str, Any]) -> Split:
+    """What `evaluate input=FILE` scores, the file read as in training (preprocessing
+    fitted then): every labelled sequence of a csv_sequences or npz file; for a forecaster,
+    the windows whose targets fall in the file's last `test_size` steps (of each series),
+    the way its test split was cut."""
+    check_scorable_kind(str(path), fitted)
+    if fitted["kind"] == "csv_forecast":
+        return load_dataset(dataclasses.replace(dataset, path=str(path)), fitted).test
     if fitted["kind"] == "npz":
         raw = npz.read_npz(path, need_labels=True, features=len(fitted["features"]))
     else:
@@ -72,10 +77,11 @@ def labelled_file(path: Path, fitted: dict[str, Any]) -> RaggedSplit:
     return RaggedSplit.of(sequences.scale_features(raw, fitted), raw.lengths, y, everything)
 
 
-def check_labelled_kind(given: str, fitted: dict[str, Any]) -> None:
-    """Only labelled sequences can be scored from a new file (checked before any work)."""
-    if fitted["kind"] not in ("csv_sequences", "npz"):
+def check_scorable_kind(given: str, fitted: dict[str, Any]) -> None:
+    """Only a file in a training format with answers in it can be scored (checked before
+    any work): labelled sequences, or series to forecast."""
+    if fitted["kind"] not in ("csv_sequences", "npz", "csv_forecast"):
         raise ConfigError(
             f"input={given}: evaluate scores a new file of labelled sequences (csv_sequences,"
-            f" npz); this model was trained on {fitted['kind']} (use predict input=FILE)"
+            f" npz) or of series (csv_forecast); this model was trained on {fitted['kind']}"
         )
