@@ -7,10 +7,11 @@ backpropagation, on text and on a long labelled set, each pair trained in the sa
 
 kjv: test bits per character and wall time, with the state reset every 100-character
 window (`trainer.tbptt=null`) and with the preset's `trainer.tbptt=100` (parallel streams,
-the state carried; evaluation carries it through the whole text). acsf1: seconds per epoch and test accuracy with the
-LSTM reading all 1460 raw steps (`model.conv_layers=0`), fully backpropagated and with
-`trainer.tbptt=100`. Each line is one `lstm-train train`; `--jobs 2` runs two at a time
-with one torch thread each. Bidirectional against one direction is in speed.py.
+the state carried; evaluation carries it through the whole text). acsf1: seconds per
+epoch and test accuracy with the LSTM reading all 1460 raw steps (`model.conv_layers=0`),
+fully backpropagated and with `trainer.tbptt=100`. Each line is one `lstm-train train`;
+`--jobs 2` runs two at a time with one torch thread each. Bidirectional against one
+direction is in speed.py.
 """
 
 from __future__ import annotations

@@ -15,9 +15,6 @@ import torch
 from conftest import assert_clean_error, model_config, read_json, run_cli
 from test_resilience import assert_same_run, final_state, start, wait_for_checkpoint
 
-from lstm_cli.common.errors import ConfigError
-from lstm_cli.config.checks import validate_train_config
-from lstm_cli.config.validate import composed
 from lstm_cli.data.batching import padding_mask
 from lstm_cli.data.splits import StreamSplit, WindowSplit
 from lstm_cli.model.network import CarriedState, LSTMNetwork, ModelSpec
@@ -127,13 +124,6 @@ def test_tbptt_where_no_state_can_carry_is_refused_before_any_work(tmp_path, set
     result = run_cli("train", "trainer.tbptt=10", setting, cwd=tmp_path)
     assert_clean_error(result, 2, "trainer.tbptt=10", culprit)
     assert not (tmp_path / "outputs").exists()
-
-
-def test_text_streams_under_torchrun_are_refused(monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    values = composed("train", ["dataset=kjv", "trainer.tbptt=50"])
-    with pytest.raises(ConfigError, match=r"trainer\.tbptt=50 on text under torchrun"):
-        validate_train_config(values)
 
 
 @pytest.mark.slow

@@ -12,8 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import assert_png, cli_env, read_json, run_cli
 from test_real_size import long_rows, write_rows
+from test_resilience import assert_same_run, final_state
+from test_tbptt import TEXT, write_text
 
 pytestmark = pytest.mark.slow
 TORCHRUN = Path(sys.executable).with_name("torchrun")
@@ -103,6 +106,61 @@ def test_a_streamed_file_trains_under_torchrun_as_in_memory_in_one_process(tmp_p
     expected = read_json(single / "outputs/train/latest/results.json")
     assert ddp["best_value"] == pytest.approx(expected["best_value"], rel=0.02)
     assert ddp["test"]["test/acc"] == pytest.approx(expected["test"]["test/acc"], abs=0.05)
+
+
+def test_text_streams_stopped_mid_epoch_under_torchrun_resume_as_if_never_stopped(tmp_path):
+    """Each rank carries its own rows of the streams; the checkpoint gathers them in stream
+    order and each resumed rank takes its own back: the same weights as an unstopped run."""
+    args = (*TEXT, "trainer.max_epochs=4")
+    for name in ("whole", "stopped"):
+        (tmp_path / name).mkdir()
+        write_text(tmp_path / name / "corpus.txt", characters=60_000)
+    result = torchrun(tmp_path / "whole", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = final_state(next_run(tmp_path / "whole"))
+    workdir = tmp_path / "stopped"
+    process = started_until_an_epoch_ends(workdir, args)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) != 0, "the run ended before the signal: make it longer"
+    run = next_run(workdir)
+    saved = torch.load(run / "checkpoints/last.pt", weights_only=True)
+    if saved["batch_in_epoch"]:  # stopped mid-epoch: both ranks' rows of every stream
+        assert saved["carried_state"][0].shape[1] == 8
+    resumed = torchrun(workdir, *args, "resume=latest")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(run, expected)
+
+
+def started_until_an_epoch_ends(workdir: Path, args: tuple[str, ...]) -> subprocess.Popen:
+    """torchrun started in the background, returned once its first epoch is written. A
+    start that dies before (the rare gloo abort while the group forms, see `torchrun`) is
+    cleaned away and made once more."""
+
+    def start() -> subprocess.Popen:
+        command = torchrun_command(*args)
+        return subprocess.Popen(command, cwd=workdir, env=cli_env(), stdout=subprocess.DEVNULL)
+
+    process = start()
+    if not first_epoch_written(workdir, process):
+        shutil.rmtree(workdir / "outputs", ignore_errors=True)
+        process = start()
+        assert first_epoch_written(workdir, process), f"torchrun ended ({process.returncode})"
+    return process
+
+
+def first_epoch_written(workdir: Path, process: subprocess.Popen) -> bool:
+    """Whether an epoch's row appears before the process ends (waits up to 2 minutes)."""
+    deadline = time.monotonic() + 120
+    while not any(len(rows(p)) >= 1 for p in workdir.glob("outputs/train/*/metrics.csv")):
+        if process.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, "no epoch finished"
+        time.sleep(0.05)
+    return True
+
+
+def next_run(workdir: Path) -> Path:
+    return next(p for p in (workdir / "outputs/train").iterdir() if not p.is_symlink())
 
 
 def test_resume_under_torchrun(tmp_path):

@@ -90,6 +90,37 @@ def my_share(index: Tensor, world: World) -> Tensor:
     return index[world.rank :: world.size] if world.active else index
 
 
+def gather_rows(tensor: Tensor, world: World, dim: int) -> Tensor:
+    """Every rank's share of rows (`my_share`: rank r holds rows r, r + size, ...) along
+    `dim`, put back in their global order; shares may differ by a row. One process: itself."""
+    if not world.active:
+        return tensor
+    count = torch.tensor([tensor.shape[dim]], device=tensor.device)
+    counts = [torch.zeros_like(count) for _ in range(world.size)]
+    dist.all_gather(counts, count)
+    sizes = [int(c) for c in counts]
+    shape = list(tensor.shape)
+    shape[dim] = max(sizes)  # all_gather wants equal shapes: pad every share to the largest
+    padded = tensor.new_zeros(shape)
+    padded.narrow(dim, 0, sizes[world.rank]).copy_(tensor)
+    shares = [torch.empty_like(padded) for _ in range(world.size)]
+    dist.all_gather(shares, padded)
+    shape[dim] = sum(sizes)
+    whole = tensor.new_empty(shape)
+    for rank, (share, size) in enumerate(zip(shares, sizes, strict=True)):
+        rows = torch.arange(rank, sum(sizes), world.size, device=tensor.device)
+        whole.index_copy_(dim, rows, share.narrow(dim, 0, size))
+    return whole
+
+
+def my_rows(tensor: Tensor, world: World, dim: int) -> Tensor:
+    """This rank's share of rows along `dim` (the inverse of `gather_rows`)."""
+    if not world.active:
+        return tensor
+    rows = torch.arange(world.rank, tensor.shape[dim], world.size, device=tensor.device)
+    return tensor.index_select(dim, rows)
+
+
 def wrap_for_ranks(model: nn.Module, world: World, device: torch.device) -> nn.Module:
     """The model that training steps call: under torchrun wrapped in DDP, which averages the
     gradients across ranks during backward; the plain model otherwise.

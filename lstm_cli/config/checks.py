@@ -126,13 +126,6 @@ def check_tbptt(cfg: TrainConfig, task: Task) -> None:
             " dataset.window steps, which bound its backpropagation already; set"
             " dataset.window instead"
         )
-    from lstm_cli.common.distributed import current_world  # torch: only once a run starts
-
-    if task == "language_model" and current_world().active:
-        raise ConfigError(
-            f"trainer.tbptt={cfg.trainer.tbptt} on text under torchrun: each rank would carry"
-            " its own streams, which a checkpoint does not hold yet; train it on one process"
-        )
 
 
 def check_precision(precision: str, device_type: str) -> None:

@@ -111,7 +111,7 @@ class Training:
             )
             self.best_state = {}
         else:
-            self.progress = restore(resumed, self.trainee, self.device)
+            self.progress = restore(resumed, self.trainee, self.device, world)
             if world.is_main:
                 self.metrics_log.rewrite(self.progress.rows)
             else:
@@ -259,7 +259,7 @@ class Training:
         Never a state past a halting non-finite batch: that raises instead.
         """
         self.progress.sums.raise_if_halted()
-        self.progress.sums.gather_on_main(self.world)
+        self.progress.gather_on_main(self.world)
         if self.world.is_main:
             payload = checkpoint_payload(
                 self.trainee, self.progress, self.values, self.data, self.spec

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lstm_cli.common.distributed import World, gather_rows, my_rows
 from lstm_cli.data.splits import PreparedData
 from lstm_cli.model.network import CarriedState, ModelSpec
 from lstm_cli.training.early_stopping import BestTracker
@@ -38,6 +39,14 @@ class TrainingProgress:
     batch_in_epoch: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
     carried: CarriedState | None = None
+    all_streams: tuple[Tensor, Tensor] | None = None  # every rank's carried rows, to save
+
+    def gather_on_main(self, world: World) -> None:
+        """Before a checkpoint, on every rank: rank 0's sums become all ranks', and the
+        carried state of every rank's streams is gathered, in stream order, to be saved."""
+        self.sums.gather_on_main(world)
+        state = self.carried.state if self.carried else None
+        self.all_streams = tuple(gather_rows(t, world, 1) for t in state) if state else None
 
 
 @dataclass
@@ -70,7 +79,7 @@ def checkpoint_payload(
         "batch_in_epoch": progress.batch_in_epoch,
         "rng": {**rng_states(), "shuffle": progress.shuffle_state},
         "epoch_sums": progress.sums.values.cpu(),
-        "carried_state": [t.cpu() for t in (progress.carried and progress.carried.state) or ()],
+        "carried_state": [t.cpu() for t in progress.all_streams or ()],
         "rows": progress.rows,
         "best": asdict(progress.best),
         "config": config,
@@ -113,8 +122,11 @@ def set_rng_states(states: dict[str, Any]) -> None:
     )
 
 
-def restore(payload: dict[str, Any], trainee: Trainee, device: torch.device) -> TrainingProgress:
-    """Load a checkpoint's states into `trainee` and the RNGs; return its progress."""
+def restore(
+    payload: dict[str, Any], trainee: Trainee, device: torch.device, world: World
+) -> TrainingProgress:
+    """Load a checkpoint's states into `trainee` and the RNGs; return its progress (under
+    torchrun, with this rank's rows of the carried streams)."""
     trainee.model.load_state_dict(payload["model_state"])
     trainee.optimizer.load_state_dict(payload["optimizer_state"])
     if trainee.scheduler is not None and payload["scheduler_state"] is not None:
@@ -130,10 +142,14 @@ def restore(payload: dict[str, Any], trainee: Trainee, device: torch.device) -> 
         global_step=payload["global_step"],
         batch_in_epoch=payload["batch_in_epoch"],
         rows=list(payload["rows"]),
-        carried=carried_state(payload.get("carried_state"), device),
+        carried=carried_state(payload.get("carried_state"), device, world),
     )
 
 
-def carried_state(saved: list[Tensor] | None, device: torch.device) -> CarriedState | None:
-    """A checkpoint's carried (h, c), on `device`; none saved (or before tbptt): None."""
-    return CarriedState((saved[0].to(device), saved[1].to(device))) if saved else None
+def carried_state(saved: list[Tensor] | None, device: torch.device, world: World) -> Any:
+    """This rank's rows of a checkpoint's carried (h, c), on `device`; None if none was
+    saved (at an epoch's end, without tbptt, or before tbptt existed)."""
+    if not saved:
+        return None
+    h, c = (my_rows(t, world, 1).to(device) for t in saved)
+    return CarriedState((h, c))
