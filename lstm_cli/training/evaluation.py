@@ -31,16 +31,16 @@ def evaluate_split(
     world = world or World()
     model.eval()
     accumulator = MetricAccumulator(data.task, data.output_size, device, data.to_original)
-    streams = () if not isinstance(split, StreamSplit) else (CarriedState(),)
+    carried = CarriedState() if isinstance(split, StreamSplit) else None
     order = (
         split.order()
-        if streams
+        if carried is not None
         else batch_order(split.sequence_lengths(), batch_size, shuffle=False, bucket=False)
     )
     shares = [share for share in (my_share(whole, world) for whole in order) if len(share)]
     for _, taken in read_ahead(split, shares):
         batch = taken.to(device)
-        outputs = model(batch.x, batch.lengths, *streams)
+        outputs = model(batch.x, batch.lengths, carried)
         accumulator.update(
             outputs, batch.y, batch.lengths, loss_fn(outputs, batch.y, batch.lengths)
         )

@@ -168,8 +168,7 @@ def train_batch(
     optimizer, precision = update.optimizer, update.precision
     optimizer.zero_grad(set_to_none=True)
     with precision.autocast():
-        streams = () if carried is None else (carried,)
-        outputs = model(batch.x, batch.lengths, *streams)
+        outputs = model(batch.x, batch.lengths, carried)
     loss = loss_fn(outputs.float(), batch.y, batch.lengths)
     precision.backward(loss, optimizer)
     parameters = [p for p in model.parameters() if p.requires_grad]
