@@ -216,8 +216,13 @@ def test_a_window_no_longer_than_its_season_is_anchored_at_its_last_value():
 
 
 @pytest.mark.parametrize("anchor_season", [1, 4])
-def test_an_untrained_forecaster_predicts_the_naive_or_seasonal_forecast(anchor_season):
+@pytest.mark.parametrize("conv_stride", [1, 2])  # strided convolutions shorten what the LSTM reads
+def test_an_untrained_forecaster_predicts_the_naive_or_seasonal_forecast(
+    anchor_season, conv_stride
+):
     torch.manual_seed(3)
+    keys = {"hidden_size": 8, "num_layers": 1, "forget_bias": 1.0}
+    keys |= {"conv_layers": 2, "conv_channels": 4, "conv_kernel": 3}
     spec = ModelSpec(
         input_size=2,
         output_size=3,
@@ -225,13 +230,14 @@ def test_an_untrained_forecaster_predicts_the_naive_or_seasonal_forecast(anchor_
         per_step=False,
         relative_inputs=[0],
         anchor_season=anchor_season,
-        **asdict(model_config(hidden_size=8, num_layers=1, conv_layers=0, forget_bias=1.0)),
+        conv_stride=conv_stride,
+        **asdict(model_config(**keys)),
     )
-    x, lengths = torch.randn(4, 10, 2), torch.full((4,), 10)
+    x, lengths = torch.randn(4, 10, 2), torch.tensor([10, 9, 7, 10])
     expected = seasonal_anchor(x[:, :, [0]], lengths, 3, anchor_season)
     if anchor_season == 1:
-        expected = x[:, -1:, [0]].expand(-1, 3, -1)
-    torch.testing.assert_close(LSTMNetwork(spec)(x, lengths), expected.flatten(1))
+        expected = last_valid_step(x, lengths, False)[:, [0]].unsqueeze(1).expand(-1, 3, -1)
+    torch.testing.assert_close(LSTMNetwork(spec).eval()(x, lengths), expected.flatten(1))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -161,7 +161,7 @@ class LSTMNetwork(nn.Module):
 
         With `carried` (parallel streams), the LSTM starts from its state and leaves the
         final one there."""
-        inputs, anchor = x, None
+        inputs, anchor, steps_read = x, None, lengths  # the convolutions may stride lengths
         if self.embedding is not None:
             inputs = self.embedding(x)
         elif self.spec.relative_inputs:  # padding (a panel's short windows) stays zero
@@ -186,7 +186,8 @@ class LSTMNetwork(nn.Module):
         steps = predicted.unflatten(1, (-1, anchor.shape[2]))
         if self.spec.anchor_season > 1:
             columns = x[:, :, self.spec.relative_inputs]
-            anchor = seasonal_anchor(columns, lengths, steps.shape[1], self.spec.anchor_season)
+            season = self.spec.anchor_season
+            anchor = seasonal_anchor(columns, steps_read, steps.shape[1], season)
         return (steps + anchor).flatten(1)
 
     def _run_lstm(self, inputs: Tensor, lengths: Tensor) -> Tensor:
