@@ -198,7 +198,9 @@ def test_a_checkpoint_from_before_split_seed_keeps_the_split_it_was_trained_on()
     ],
 )
 def test_the_season_follows_the_step_between_time_stamps(stamps, season):
-    assert TimeIndex.parse(stamps, "t", str).season() == season
+    index = TimeIndex.parse(stamps, "t", str)
+    assert index.season() == season
+    assert TimeIndex.parse(index.spelled(), "t", str).values == index.values  # as it reads
 
 
 def test_transform_auto_reads_positive_series_in_logs_and_others_as_changes():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import read_json, run_cli
+from conftest import assert_png, read_json, run_cli
 
 AIRLINE_CSV = Path(__file__).parents[1] / "lstm_cli/data/embedded/airline/airline.csv"
 
@@ -294,3 +294,4 @@ def test_stamps_in_a_named_spelling_train_and_date_the_forecasts_alike(cli, tmp_
     predictions = next((tmp_path / "outputs/predict").glob("2*/predictions.csv"))
     rows = list(csv.DictReader(predictions.open()))
     assert [row["day"] for row in rows] == ["03/31/2024", "04/01/2024"]
+    assert_png(predictions.with_suffix(".png"))  # its x axis dated in the same spelling

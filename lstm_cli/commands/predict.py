@@ -133,6 +133,7 @@ def _series_forecast(
         trained.model, encoded, state["window"], state["horizon"], target_index, steps
     )
     original = forecast_data.decode_targets(predicted.double(), state)
+    times = stamps.future(steps) if stamps else [str(k) for k in range(1, steps + 1)]
     if picture is not None:
         history = values[:, target_index[0]].tolist()
         plots.forecast_over_series(
@@ -142,8 +143,8 @@ def _series_forecast(
             f"{state['targets'][0]}: {steps} steps after {path.name}",
             picture,
             state["targets"][0],
+            (state["time_column"], stamps.spelled() + times) if stamps else None,
         )
-    times = stamps.future(steps) if stamps else [str(k) for k in range(1, steps + 1)]
     time_key = state["time_column"] or "step"
     return [
         {

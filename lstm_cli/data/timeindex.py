@@ -55,6 +55,10 @@ class TimeIndex:
                 )
         return cls(spelling, values)
 
+    def spelled(self) -> list[str]:
+        """Every stamp, written as the input spells them."""
+        return [_to_text(value, self.spelling) for value in self.values]
+
     def future(self, count: int, after: float | None = None) -> list[str]:
         """The `count` stamps after the last one (or after `after`), at the usual step."""
         deltas = [b - a for a, b in pairwise(self.values)]

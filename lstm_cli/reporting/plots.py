@@ -147,8 +147,11 @@ def forecast_over_series(
     title: str,
     path: Path,
     y_label: str = "value",
+    stamps: tuple[str, list[str]] | None = None,
 ) -> Path | None:
-    """The actual series, the split boundaries, and forecasts as (first step, values) runs."""
+    """The actual series, the split boundaries, and forecasts as (first step, values) runs,
+    each point marked (a one-step forecast is a point, which a line alone would not show).
+    `stamps` (the time column's name, a stamp per step) dates the x axis."""
     figure = new_figure(2)
     if figure is None:
         return None
@@ -156,12 +159,18 @@ def forecast_over_series(
     axes.plot(range(len(series)), series, color="black", linewidth=1, label="actual")
     for number, (start, values) in enumerate(forecasts):
         steps = range(start, start + len(values))
-        axes.plot(steps, values, color="C1", label="forecast" if number == 0 else None)
+        label = "forecast" if number == 0 else None
+        axes.plot(steps, values, color="C1", marker="o", markersize=3, label=label)
     for name, step in boundaries.items():
         axes.axvline(step, color="grey", linestyle="--")
         axes.annotate(name, (step, 1.0), xycoords=("data", "axes fraction"), va="top")
     axes.legend(loc="upper left")
-    _label(axes, title, "time step", y_label)
+    x_label = "time step"
+    if stamps:
+        x_label, spelled = stamps
+        ticks = list(range(0, len(spelled), max(1, len(spelled) // 8)))
+        axes.set_xticks(ticks, [spelled[t] for t in ticks], rotation=30, ha="right")
+    _label(axes, title, x_label, y_label)
     return save(figure, path)
 
 
