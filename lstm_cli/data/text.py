@@ -77,16 +77,13 @@ def prepare(
             parts["train"], parts[part] = parts["train"][:cut], parts["train"][cut:]
     vocab = fitted["vocab"] if fitted else [UNKNOWN, *sorted(set(parts["train"]))]
     state = {"kind": "text", "vocab": vocab, "seq_len": cfg.seq_len}
-    splits = {
-        part: windows(encode(body, vocab), cfg.seq_len, f"{path} ({part} part)")
+    length = streams[0] if streams else cfg.seq_len
+    splits: dict[str, WindowSplit | StreamSplit] = {
+        part: windows(encode(body, vocab), length, f"{path} ({part} part)")
         for part, body in parts.items()
     }
     if streams:
-        chunk, count = streams
-        splits = {
-            part: StreamSplit(windows(split.inputs, chunk, f"{path} ({part} part)"), count)
-            for part, split in splits.items()
-        }
+        splits = {part: StreamSplit(split, streams[1]) for part, split in splits.items()}
     return PreparedData(
         task="language_model",
         train=splits["train"],
