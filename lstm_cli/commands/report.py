@@ -2,14 +2,16 @@
 
 Each row: the run's directory and overrides, its status (finished, failed, running,
 interrupted), epochs done, the best value of its monitored metric, its test metrics and
-wall time; sorted best first by the monitored metric. `format=table|csv|json`.
-Reads only; writes nothing.
+wall time. Runs are grouped by dataset and monitored metric (a val/loss of one dataset says
+nothing against another's, nor against a val/acc), and sorted best first within a group.
+`format=table|csv|json`. Reads only; writes nothing.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import sys
@@ -24,7 +26,7 @@ from lstm_cli.config.schema import ReportConfig
 from lstm_cli.config.validate import build, resolve
 from lstm_cli.runs.status import read_status
 
-COLUMNS = ("run", "overrides", "status", "epochs", "monitor", "best", "wall_seconds")
+COLUMNS = ("run", "dataset", "overrides", "status", "epochs", "monitor", "best", "wall_seconds")
 
 
 def run(cfg: DictConfig) -> list[dict[str, Any]]:
@@ -33,7 +35,9 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     if not root.is_dir():
         raise ConfigError(f"dir={options.dir}: no such directory")
     described = [_described_or_warned(path, root) for path in find_runs(root)]
-    rows = sorted((row for row in described if row is not None), key=_rank)
+    rows = sorted(
+        (row for row in described if row is not None), key=lambda r: (_group(r), _rank(r))
+    )
     print(render(rows, options.format), end="")
     return rows
 
@@ -73,6 +77,7 @@ def describe_run(path: Path, root: Path) -> dict[str, Any]:
         best = min(values) if mode == "min" else max(values)
     return {
         "run": str(path.relative_to(root)) if path != root else ".",
+        "dataset": config.get("dataset", {}).get("name", "unknown"),
         "overrides": " ".join(overrides),
         "status": read_status(path).get("status", "unknown"),
         "epochs": len(rows),
@@ -88,6 +93,11 @@ def describe_run(path: Path, root: Path) -> dict[str, Any]:
 _STATUS_ORDER = {"running": 0, "interrupted": 1, "finished": 2, "failed": 3}
 
 
+def _group(row: dict[str, Any]) -> tuple[str, str, str]:
+    """Runs whose monitored values can be compared: same dataset, metric and direction."""
+    return (str(row["dataset"]), row["monitor"], row["mode"])
+
+
 def _rank(row: dict[str, Any]) -> tuple[int, float, int, str]:
     """Best monitored value first; runs without one after them, failed ones last; ties by
     run name, so that the order never depends on the directory walk."""
@@ -98,8 +108,8 @@ def _rank(row: dict[str, Any]) -> tuple[int, float, int, str]:
 
 
 def render(rows: list[dict[str, Any]], form: str) -> str:
-    test_columns = sorted({k for row in rows for k in row if k.startswith("test/")})
-    columns = [*COLUMNS, *test_columns]
+    """json and csv: one list, grouped; table: one table per group under its heading."""
+    columns = _columns(rows)
     if form == "json":
         return json.dumps([{c: row.get(c) for c in columns} for row in rows], indent=2) + "\n"
     if form == "csv":
@@ -110,6 +120,24 @@ def render(rows: list[dict[str, Any]], form: str) -> str:
         return stream.getvalue()
     if not rows:
         return "no training runs found\n"
+    groups = itertools.groupby(rows, key=_group)
+    return "\n".join(_heading(key, list(group)) for key, group in groups)
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    return [*COLUMNS, *sorted({k for row in rows for k in row if k.startswith("test/")})]
+
+
+def _heading(key: tuple[str, str, str], rows: list[dict[str, Any]]) -> str:
+    dataset, monitor, mode = key
+    better = "lower" if mode == "min" else "higher"
+    runs = f"{len(rows)} run" + ("s" if len(rows) > 1 else "")
+    return f"dataset {dataset}, monitor {monitor} ({better} is better), {runs}:\n" + _table(
+        rows, [c for c in _columns(rows) if c not in ("dataset", "monitor")]
+    )
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
