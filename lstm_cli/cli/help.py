@@ -4,6 +4,7 @@ Hydra's own help lists the config groups by deep-copying its config repository o
 group and option (91 copies with the sweep plugins installed, about 0.3 s of a 0.6 s
 help). Our groups are plain directories under conf/, so we list them from disk and compose
 the config once; a test checks the text equals Hydra's, so the two cannot drift apart.
+Each key also shows its YAML comment from conf/ (help_comments.py), which Hydra's omits.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf, open_dict
 
+from lstm_cli.cli.help_comments import annotated, composed_comments
 from lstm_cli.common.paths import config_dir
 
 HELP_FLAGS = ("--help", "-h")
@@ -44,9 +46,10 @@ def render_help(command: str, args: list[str]) -> str:
     with initialize_config_dir(config_dir=str(root), version_base="1.3"):
         cfg = compose(config_name=command, overrides=overrides, return_hydra_config=True)
     template = string.Template(cfg.hydra.help.template)
+    comments = composed_comments(root, command, dict(cfg.hydra.runtime.choices))
     job = copy.deepcopy(cfg)
     with open_dict(job):
         del job["hydra"]
     return template.safe_substitute(
-        APP_CONFIG_GROUPS=config_groups(root), CONFIG=OmegaConf.to_yaml(job)
+        APP_CONFIG_GROUPS=config_groups(root), CONFIG=annotated(OmegaConf.to_yaml(job), comments)
     )
