@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_png, read_json, run_cli
+from conftest import assert_clean_error, assert_png, read_json, run_cli
 
 AIRLINE_CSV = Path(__file__).parents[1] / "lstm_cli/data/embedded/airline/airline.csv"
 
@@ -71,6 +71,34 @@ def test_npz_classification_with_lengths_and_predict(cli, tmp_path):
     assert [r["index"] for r in rows] == ["0", "1", "2", "3"]
     assert {r["predicted"] for r in rows} <= {"up", "down"}
     assert set(rows[0]) == {"index", "predicted", "p_down", "p_up"}
+
+
+def test_npz_regression_with_several_targets_per_sequence(cli, tmp_path):
+    """y [N, k]: k numbers per sequence, each scaled on its own and scored in its units;
+    y [N, 1] is one target, as y [N] is; [N, k] cannot be classes."""
+    generator = np.random.default_rng(0)
+    x = generator.normal(size=(120, 6, 2))
+    y = np.stack([x[:, :, 0].sum(1) * 100, x[:, -1, 1] + 5], axis=1)
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    np.savez(tmp_path / "held.npz", x=x[:20], y=y[:20])
+    np.savez(tmp_path / "column.npz", x=x, y=y[:, :1])
+    regression = ("dataset=npz", "dataset.task=regression", "loss=mse", *QUICK)
+    result = cli("train", "dataset.path=train.npz", *regression)
+    assert result.returncode == 0, result.stderr
+    trained = results(tmp_path)["test"]
+    assert {"test/rmse", "test/mae"} <= set(trained)
+    assert trained["test/rmse"] > 10, "scored in the targets' units (the first is x100)"
+    result = cli("predict", "run_dir=outputs/train/latest", "input=held.npz", "output=p.csv")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert set(rows[0]) == {"index", "predicted_0", "predicted_1"} and len(rows) == 20
+    assert cli("evaluate", "run_dir=outputs/train/latest", "input=held.npz").returncode == 0
+    result = cli("evaluate", "run_dir=outputs/train/latest", "input=column.npz")
+    assert_clean_error(result, 1, "column.npz", "1 regression targets per sequence", "on 2")
+
+    assert cli("train", "dataset.path=column.npz", *regression).returncode == 0
+    result = cli("train", "dataset=npz", "dataset.path=train.npz", *QUICK)
+    assert_clean_error(result, 1, "train.npz", "array 'y'", "dataset.task=regression")
 
 
 def test_csv_forecast_with_covariates_time_column_and_two_targets(cli, tmp_path):

@@ -24,7 +24,7 @@ from lstm_cli.common.runtime import resolve_device
 from lstm_cli.config.schema import PredictConfig
 from lstm_cli.config.validate import build, resolve
 from lstm_cli.data import forecast as forecast_data
-from lstm_cli.data import npz, sequences, text
+from lstm_cli.data import labels, npz, sequences, text
 from lstm_cli.data.files import resolve_path
 from lstm_cli.data.panel import Series, read_panel
 from lstm_cli.data.scaling import Scaler
@@ -164,7 +164,7 @@ def _sequence_rows(
     else:
         raw = sequences.read_sequence_file(path, state, need_labels=False)
     if raw.labels is not None and state["classes"] is not None:
-        sequences.encode_labels(raw.labels, state, raw.source, raw.ids)
+        labels.encode_labels(raw.labels, state, raw.source, raw.ids)
     everything = torch.arange(len(raw.ids))
     split = RaggedSplit.of(
         sequences.scale_features(raw, state), raw.lengths, torch.zeros(len(raw.ids)), everything
@@ -172,10 +172,11 @@ def _sequence_rows(
     outputs = predict_outputs(trained.model, split, options.batch_size, device)
     id_key = state.get("id_column", "index")
     if trained.task == "regression":
-        values = Scaler(**state["target_scaler"]).inverse(outputs.double()).squeeze(1)
+        values = Scaler(**state["target_scaler"]).inverse(outputs.double())
+        names = ["predicted"] if values.shape[1] == 1 else target_columns(values.shape[1])
         return [
-            {id_key: i, "predicted": round(float(v), 6)}
-            for i, v in zip(raw.ids, values, strict=True)
+            {id_key: i, **{name: round(float(v), 6) for name, v in zip(names, row, strict=True)}}
+            for i, row in zip(raw.ids, values, strict=True)
         ]
     probabilities = torch.softmax(outputs, dim=-1)
     classes = state["classes"]
@@ -187,6 +188,11 @@ def _sequence_rows(
         }
         for i, p in zip(raw.ids, probabilities, strict=True)
     ]
+
+
+def target_columns(count: int) -> list[str]:
+    """Prediction columns of a model with several regression targets (npz y [N, k])."""
+    return [f"predicted_{i}" for i in range(count)]
 
 
 def _continue_text(trained: TrainedModel, options: PredictConfig, path: Path | None) -> str:

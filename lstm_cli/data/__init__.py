@@ -17,7 +17,7 @@ from lstm_cli.config.dataset_schema import (
     SineDatasetConfig,
     TextDatasetConfig,
 )
-from lstm_cli.data import forecast, generated, npz, panel, sequences, streamed, text
+from lstm_cli.data import forecast, generated, labels, npz, panel, sequences, streamed, text
 from lstm_cli.data.splits import PreparedData, RaggedSplit, Split
 
 
@@ -72,7 +72,7 @@ def scored_file(path: Path, dataset: Any, fitted: dict[str, Any]) -> Split:
         raw = npz.read_npz(path, need_labels=True, features=len(fitted["features"]))
     else:
         raw = sequences.read_sequence_file(path, fitted, need_labels=True)
-    y = sequences.encode_labels(raw.labels, fitted, raw.source, raw.ids)
+    y = labels.encode_labels(raw.labels, fitted, raw.source, raw.ids, raw.targets)
     everything = torch.arange(len(raw.ids))
     return RaggedSplit.of(sequences.scale_features(raw, fitted), raw.lengths, y, everything)
 

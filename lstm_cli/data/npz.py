@@ -1,8 +1,8 @@
 """`npz`: features the user has already built, as numpy arrays in a .npz file.
 
-Arrays: `x` [N, T, F] (numbers), `y` [N] (class labels, or numbers for regression),
-optional `lengths` [N] (1..T; steps past a sequence's length are padding). Loaded with
-`allow_pickle=False`, so a file cannot run code.
+Arrays: `x` [N, T, F] (numbers), `y` [N] (class labels, or numbers for regression; [N, k]
+for k regression targets per sequence), optional `lengths` [N] (1..T; steps past a
+sequence's length are padding). Loaded with `allow_pickle=False`, so a file cannot run code.
 """
 
 from __future__ import annotations
@@ -58,22 +58,37 @@ def read_npz(path: Path, need_labels: bool, features: int | None = None) -> RawS
         )
     if count and (lengths.min() < 1 or lengths.max() > steps):
         raise DataError(f"{path}, array 'lengths': values must lie in 1..{steps}")
-    labels = None
+    labels, targets = None, None
     if "y" in arrays:
-        y = arrays["y"]
-        if y.shape == (count, 1):  # one target per sequence, as a column
-            y = y[:, 0]
-        if y.shape != (count,):
-            raise DataError(
-                f"{path}, array 'y': shape {y.shape}; need ({count},) or ({count}, 1) to match 'x'"
-            )
-        labels = [str(v) for v in y.tolist()]
+        labels, targets = _labels_or_targets(path, arrays["y"], count)
     elif need_labels:
         raise DataError(f"{path}: no array 'y' of labels")
     real = np.arange(steps) < lengths[:, None]
     ids = [str(i) for i in range(count)]
     ragged = torch.from_numpy(x[real].astype(np.float64))  # sequences end to end
-    return RawSequences(ragged, torch.from_numpy(lengths.astype(np.int64)), ids, labels, str(path))
+    lengths_tensor = torch.from_numpy(lengths.astype(np.int64))
+    return RawSequences(ragged, lengths_tensor, ids, labels, str(path), targets)
+
+
+def _labels_or_targets(
+    path: Path, y: np.ndarray, count: int
+) -> tuple[list[str] | None, torch.Tensor | None]:
+    """`y` [N] or [N, 1]: one label (or number) per sequence; [N, k]: k numbers."""
+    if y.ndim == 2 and y.shape[0] == count and y.shape[1] > 1:
+        if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+            raise DataError(f"{path}, array 'y': shape {y.shape} of {y.dtype}; need numbers")
+        if not np.isfinite(y).all():
+            index = tuple(int(i) for i in np.argwhere(~np.isfinite(y))[0])
+            raise DataError(f"{path}, array 'y': not a finite number at index {index}")
+        return None, torch.from_numpy(y.astype(np.float64))
+    if y.shape == (count, 1):  # one target per sequence, as a column
+        y = y[:, 0]
+    if y.shape != (count,):
+        raise DataError(
+            f"{path}, array 'y': shape {y.shape}; need ({count},), ({count}, 1) or"
+            f" ({count}, k) to match 'x'"
+        )
+    return [str(v) for v in y.tolist()], None
 
 
 HEADER_READERS = {
@@ -105,6 +120,11 @@ def check_declared_sizes(path: Path, limit: int | None) -> None:
 
 def prepare(cfg: NpzDatasetConfig, fitted: dict[str, Any] | None, seed: int) -> PreparedData:
     raw = read_npz(resolve_path(cfg.path, "dataset.path"), need_labels=True)
+    if raw.targets is not None and cfg.task != "regression":
+        raise DataError(
+            f"{raw.source}, array 'y': {raw.targets.shape[1]} numbers per sequence are"
+            " regression targets: set dataset.task=regression loss=mse"
+        )
     test_raw = None
     if cfg.test_path:
         test_path = resolve_path(cfg.test_path, "dataset.test_path")

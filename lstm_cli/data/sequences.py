@@ -8,8 +8,6 @@ padded per batch; features are scaled with statistics of the training sequences 
 
 from __future__ import annotations
 
-import functools
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +20,9 @@ from lstm_cli.common.errors import DataError
 from lstm_cli.config.dataset_schema import SequenceDatasetConfig
 from lstm_cli.data.cache import cached_sequences
 from lstm_cli.data.files import resolve_path
+from lstm_cli.data.labels import canonical_label, class_names, encode_labels, fit_target_scaler
 from lstm_cli.data.missing import forward_fill, read_columns
-from lstm_cli.data.raw import Labelled, RawSequences
+from lstm_cli.data.raw import RawSequences
 from lstm_cli.data.scaling import Scaler
 from lstm_cli.data.splits import PreparedData, RaggedSplit, Split, ragged_rows
 from lstm_cli.data.table import Table
@@ -96,40 +95,6 @@ def _one_label_per_sequence(
     return [names[code] for code in label_of_row[first_rows]]
 
 
-def class_names(labels: list[str], where: str) -> list[str]:
-    """Sorted class names (numerically when they are numbers); one class is an error.
-    Numbers are one class however they are spelled: `0.5` and `0.50`, `1` and `1.0`."""
-    spelled = {canonical_label(label) for label in labels}
-    names = sorted(spelled, key=lambda n: (0, float(n), n) if _is_number(n) else (1, 0, n))
-    if len(names) < 2:
-        raise DataError(f"{where}: every sequence has label {names[0]!r}; need at least 2 classes")
-    return names
-
-
-def encode_labels(labels: list[str], state: dict[str, Any], where: str, ids: list[str]) -> Tensor:
-    """Labels -> class ids (classification) or scaled values (regression)."""
-    if state["task"] == "classification":
-        known = {canonical_label(name): i for i, name in enumerate(state["classes"])}
-        labels = [canonical_label(label) for label in labels]
-        for sequence_id, label in zip(ids, labels, strict=True):
-            if label not in known:
-                raise DataError(
-                    f"{where}, sequence {sequence_id!r}, column {state['label_column']!r}:"
-                    f" class {label!r} was never seen in training"
-                    f" (classes: {', '.join(state['classes'])})"
-                )
-        return torch.tensor([known[label] for label in labels])
-    try:
-        numbers = torch.tensor([float(label) for label in labels], dtype=torch.float64)
-    except ValueError:
-        bad = next(i for i, label in enumerate(labels) if not _is_number(label))
-        raise DataError(
-            f"{where}, sequence {ids[bad]!r}, column {state['label_column']!r}:"
-            f" regression label {labels[bad]!r} is not a number"
-        ) from None
-    return Scaler(**state["target_scaler"]).transform(numbers.unsqueeze(1)).float()
-
-
 def scale_features(raw: RawSequences, state: dict[str, Any]) -> Tensor:
     """Every step's features scaled, as float32, still end to end."""
     return Scaler(**state["scaler"]).transform(raw.steps).float()
@@ -197,14 +162,18 @@ def prepare_labelled(
     classification = plan.task == "classification"
     if not fitted and classification:
         state["classes"] = class_names(raw.labels, raw.source)
-    fit_index, val_index, test_index = split_indices(raw.labels, plan, test_raw is None, seed)
+    labels = raw.labels or raw.ids  # several targets per sequence: a random split by count
+    fit_index, val_index, test_index = split_indices(labels, plan, test_raw is None, seed)
     if not fitted:
         _fit_scalers(plan, state, raw, fit_index)
-    x, y = scale_features(raw, state), encode_labels(raw.labels, state, raw.source, raw.ids)
+    y = encode_labels(raw.labels, state, raw.source, raw.ids, raw.targets)
+    x = scale_features(raw, state)
     if test_raw is None:
         test = RaggedSplit.of(x, raw.lengths, y, test_index)
     else:
-        test_y = encode_labels(test_raw.labels, state, test_raw.source, test_raw.ids)
+        test_y = encode_labels(
+            test_raw.labels, state, test_raw.source, test_raw.ids, test_raw.targets
+        )
         test = RaggedSplit.of(
             scale_features(test_raw, state), test_raw.lengths, test_y, torch.arange(len(test_y))
         )
@@ -227,7 +196,9 @@ def labelled_data(
         val=val,
         test=test,
         input_size=inputs,
-        output_size=len(state["classes"]) if classification else 1,
+        output_size=len(state["classes"])
+        if classification
+        else len(state["target_scaler"]["offset"]),
         token_input=False,
         preprocessing=state,
         to_original=None if classification else Scaler(**state["target_scaler"]).inverse,
@@ -302,35 +273,4 @@ def _fit_scalers(
     starts = torch.cumsum(raw.lengths, 0) - raw.lengths
     valid_steps = raw.steps[ragged_rows(starts[fit_index], raw.lengths[fit_index])]
     state["scaler"] = Scaler.fit(plan.scaler, valid_steps, state["features"]).to_dict()
-    fit_target_scaler(plan, state, raw, fit_index)
-
-
-def fit_target_scaler(
-    plan: SplitPlan, state: dict[str, Any], sequences: Labelled, fit_index: Tensor
-) -> None:
-    """Regression targets are scaled by the training sequences' labels."""
-    if plan.task == "regression":
-        fit_labels = [sequences.labels[i] for i in fit_index]
-        fit_ids = [sequences.ids[i] for i in fit_index]
-        numbers = encode_labels(fit_labels, state, sequences.source, fit_ids)
-        state["target_scaler"] = Scaler.fit(
-            plan.scaler, numbers.double(), [state["label_column"]]
-        ).to_dict()
-
-
-@functools.lru_cache(maxsize=1 << 16)  # a column holds few classes, each spelled often
-def canonical_label(label: str) -> str:
-    """A class label as one spelling: a number in its shortest exact form (`0.50` -> `0.5`,
-    `1.0` -> `1`), any other text as it is."""
-    if not _is_number(label) or not math.isfinite(float(label)):
-        return label
-    number = float(label)
-    return str(int(number)) if number.is_integer() else repr(number)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    fit_target_scaler(plan.scaler, state, raw, fit_index, raw.targets)

@@ -27,17 +27,10 @@ from lstm_cli.common.runtime import memory_available
 from lstm_cli.config.dataset_schema import SequenceDatasetConfig
 from lstm_cli.data.cache import STEP_TYPE, Entry, cached_entry
 from lstm_cli.data.files import resolve_path
+from lstm_cli.data.labels import class_names, encode_labels, fit_target_scaler
 from lstm_cli.data.scaling import Moments, Scaler
 from lstm_cli.data.sequence_stream import stream_sequences
-from lstm_cli.data.sequences import (
-    SplitPlan,
-    class_names,
-    encode_labels,
-    fit_target_scaler,
-    labelled_data,
-    new_state,
-    split_indices,
-)
+from lstm_cli.data.sequences import SplitPlan, labelled_data, new_state, split_indices
 from lstm_cli.data.splits import Batch, PreparedData
 
 log = logging.getLogger("lstm_cli.data")
@@ -166,7 +159,7 @@ def prepare_streamed(
     if not fitted:
         moments = _moments(entry, fit_index)
         state["scaler"] = Scaler.of_moments(plan.scaler, moments, state["features"]).to_dict()
-        fit_target_scaler(plan, state, labelled, fit_index)
+        fit_target_scaler(plan.scaler, state, labelled, fit_index)
     scaler = Scaler(**state["scaler"])
     y = encode_labels(labelled.labels, state, source, labelled.ids)
     if test_entry is None:
