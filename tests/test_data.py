@@ -120,6 +120,19 @@ def test_month_stamps_continue_in_months():
     assert index.future(3) == ["1961-01", "1961-02", "1961-03"]
 
 
+def test_a_dated_series_keeps_its_stamps_as_spelled_for_the_pictures(tmp_path):
+    """Evaluate's forecast.png dates its x axis with them, as predict's picture does."""
+    path = tmp_path / "d.csv"
+    days = [f"03/{day:02d}/2024" for day in range(1, 31)]
+    path.write_text("day,y\n" + "".join(f"{d},{n % 7}\n" for n, d in enumerate(days)))
+    keys = dict(path=str(path), target="y", time_column="day", time_format="%m/%d/%Y")
+    cut = dict(window=7, horizon=1, val_size=5, test_size=5)
+    data = load_dataset(option_config("dataset", "csv_forecast", **keys, **cut))
+    assert data.stamps == days
+    undated = {**keys, "time_column": None, "time_format": None}
+    assert load_dataset(option_config("dataset", "csv_forecast", **undated, **cut)).stamps is None
+
+
 def test_dates_continue_at_their_usual_step():
     index = TimeIndex.parse(["2024-02-27", "2024-02-28", "2024-02-29"], "day", str)
     assert index.future(2) == ["2024-03-01", "2024-03-02"]

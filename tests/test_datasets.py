@@ -323,3 +323,5 @@ def test_stamps_in_a_named_spelling_train_and_date_the_forecasts_alike(cli, tmp_
     rows = list(csv.DictReader(predictions.open()))
     assert [row["day"] for row in rows] == ["03/31/2024", "04/01/2024"]
     assert_png(predictions.with_suffix(".png"))  # its x axis dated in the same spelling
+    assert cli("evaluate", "run_dir=outputs/train/latest").returncode == 0
+    assert_png(tmp_path / "outputs/evaluate/latest/forecast.png")  # dated as well

@@ -7,6 +7,7 @@ at forecast time). The log transform and the scaler are fitted on the training p
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,8 +170,8 @@ def prepare(cfg: ForecastDatasetConfig, fitted: dict[str, Any] | None) -> Prepar
     values, stamps = read_series(path, state, "dataset.target")
     if fitted is None:
         state["season"] = cfg.season or (stamps.season() if stamps else 1)
-    windowing = Windowing.of(cfg)
-    return prepare_series(values, state, windowing, str(path), fitted is not None)
+    prepared = prepare_series(values, state, Windowing.of(cfg), str(path), fitted is not None)
+    return dataclasses.replace(prepared, stamps=stamps.spelled() if stamps else None)
 
 
 def prepare_series(

@@ -290,6 +290,7 @@ class PreparedData:
     `relative_inputs` are the input columns the network should difference (`diff`);
     `anchor_season` > 1 makes the network forecast changes from last season's values plus
     the last seasonal change (`seasonal_diff`) instead of from the last value.
+    `stamps` spells each step of a single series as its time column does, for pictures.
     """
 
     task: Task
@@ -303,3 +304,4 @@ class PreparedData:
     to_original: Callable[[Tensor], Tensor] | None = None
     relative_inputs: list[int] = field(default_factory=list)
     anchor_season: int = 1
+    stamps: list[str] | None = None

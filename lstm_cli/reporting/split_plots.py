@@ -76,7 +76,10 @@ def _forecast(
     }
     target = data.preprocessing["targets"][0]
     title = f"{target}: forecasts over the {name} split"
-    return plots.forecast_over_series(series.tolist(), boundaries, forecasts, title, path, target)
+    stamps = (data.preprocessing["time_column"], data.stamps) if data.stamps else None
+    return plots.forecast_over_series(
+        series.tolist(), boundaries, forecasts, title, path, target, stamps
+    )
 
 
 def _first_target(split: WindowSplit) -> int:
