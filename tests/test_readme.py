@@ -1,4 +1,5 @@
-"""The README's reference tables and every `--help` example are checked against the code."""
+"""The README's reference tables, its recipes and every `--help` example are checked against
+the code: the recipes on files of the shapes they name."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shlex
 import typing
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import run_cli
 from omegaconf import OmegaConf
@@ -233,3 +235,42 @@ def test_every_readme_train_command_composes_and_validates():
     assert len(commands) >= 8
     for args in commands:
         validate_train_config(composed("train", first_job(args)))
+
+
+def recipe_commands(heading: str) -> list[list[str]]:
+    """The command lines of the bash block under a README heading, as bash would split them."""
+    block = README.split(f"### {heading}\n", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    lines = (line.split(" #", 1)[0].strip() for line in block.replace("\\\n", " ").splitlines())
+    return [shlex.split(line) for line in lines if line.startswith("lstm-train ")]
+
+
+def write_recipe_data(folder: Path) -> None:
+    """The files the recipes name: a daily sales CSV, labelled sequences, a text."""
+    days = np.datetime64("2024-01-01") + np.arange(140)
+    sales = [f"{day},{20 + n % 7 * 3 + n // 10}" for n, day in enumerate(days)]
+    (folder / "sales.csv").write_text("date,units\n" + "\n".join(sales) + "\n")
+    for name, count in (("train.csv", 60), ("test.csv", 20)):
+        rows = [
+            f"s{n},{step},{(n % 2) * 2 - 1 + 0.1 * step},{'up' if n % 2 else 'down'}"
+            for n in range(count)
+            for step in range(12 + n % 5)
+        ]
+        (folder / name).write_text("id,step,x,label\n" + "\n".join(rows) + "\n")
+    verse = "In the beginning was the Word, and the Word was with God. Once upon a time. "
+    (folder / "corpus.txt").write_text(verse * 400)
+
+
+def test_the_own_data_and_long_sequence_recipes_run_as_pasted(tmp_path):
+    """Each README recipe on small files of the shape it names, a training cut to one epoch
+    of the tiny model (appended overrides win), each predict reading the training before it."""
+    write_recipe_data(tmp_path)
+    recipes = recipe_commands("Your own data") + recipe_commands(
+        "Long sequences: truncated backpropagation through time"
+    )
+    assert len(recipes) == 7
+    for command in recipes:
+        budget = ["trainer.max_epochs=1", "model=tiny"] if command[1] == "train" else []
+        result = run_cli(*command[1:], *budget, cwd=tmp_path)
+        assert result.returncode == 0, (command, result.stderr)
+        if "predict.prompt=Once upon" in command:
+            assert result.stdout.count("Once upon") >= 1, "the continuation is printed"
