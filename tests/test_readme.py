@@ -239,7 +239,7 @@ def test_every_readme_train_command_composes_and_validates():
 
 def recipe_commands(heading: str) -> list[list[str]]:
     """The command lines of the bash block under a README heading, as bash would split them."""
-    block = README.split(f"### {heading}\n", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    block = README.split(f"{heading}\n", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
     lines = (line.split(" #", 1)[0].strip() for line in block.replace("\\\n", " ").splitlines())
     return [shlex.split(line) for line in lines if line.startswith("lstm-train ")]
 
@@ -264,8 +264,8 @@ def test_the_own_data_and_long_sequence_recipes_run_as_pasted(tmp_path):
     """Each README recipe on small files of the shape it names, a training cut to one epoch
     of the tiny model (appended overrides win), each predict reading the training before it."""
     write_recipe_data(tmp_path)
-    recipes = recipe_commands("Your own data") + recipe_commands(
-        "Long sequences: truncated backpropagation through time"
+    recipes = recipe_commands("### Your own data") + recipe_commands(
+        "### Long sequences: truncated backpropagation through time"
     )
     assert len(recipes) == 7
     for command in recipes:
@@ -274,3 +274,28 @@ def test_the_own_data_and_long_sequence_recipes_run_as_pasted(tmp_path):
         assert result.returncode == 0, (command, result.stderr)
         if "predict.prompt=Once upon" in command:
             assert result.stdout.count("Once upon") >= 1, "the continuation is printed"
+
+
+def test_the_sweep_and_export_recipes_run_as_pasted(tmp_path):
+    """Each sweep with its trainings cut to one epoch, report on the newest sweep (for the
+    README's <stamp>), then both exports of a run."""
+    sweeps = recipe_commands("### Sweeps")
+    assert [command[1] for command in sweeps] == ["train", "train", "report"]
+    for command in sweeps[:2]:
+        result = run_cli(*command[1:], "trainer.max_epochs=1", cwd=tmp_path)
+        assert result.returncode == 0, (command, result.stderr)
+        assert "best job: " in result.stdout
+    newest = max((tmp_path / "outputs/multirun").iterdir())
+    report = [arg.replace("<stamp>", newest.name) for arg in sweeps[2][1:]]
+    result = run_cli(*report, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "dataset airline, monitor val/loss (lower is better), 3 runs:" in result.stdout
+
+    assert run_cli("train", "trainer.max_epochs=1", "model=tiny", cwd=tmp_path).returncode == 0
+    exports = recipe_commands("## Export")
+    assert len(exports) == 2
+    for command in exports:
+        result = run_cli(*command[1:], cwd=tmp_path)
+        assert result.returncode == 0, (command, result.stderr)
+    written = {path.name for path in (tmp_path / "outputs/export").glob("2*/model.*")}
+    assert written == {"model.onnx", "model.onnx.json", "model.pt", "model.pt.json"}
