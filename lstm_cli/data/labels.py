@@ -85,8 +85,9 @@ def fit_target_scaler(
         numbers = targets[fit_index]
         names = [f"{label}[{i}]" for i in range(numbers.shape[1])]
     else:
-        fit_labels = [(sequences.labels or [])[i] for i in fit_index]
-        fit_ids = [sequences.ids[i] for i in fit_index]
+        rows = fit_index.tolist()
+        fit_labels = [(sequences.labels or [])[i] for i in rows]
+        fit_ids = [sequences.ids[i] for i in rows]
         numbers, names = _numbers(fit_labels, state, sequences.source, fit_ids), [label]
     state["target_scaler"] = Scaler.fit(scaler, numbers, names).to_dict()
 
