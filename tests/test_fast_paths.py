@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import types
 
 import pytest
 import torch
@@ -225,3 +226,23 @@ def test_num_threads_zero_divides_the_cores_among_the_local_ranks(monkeypatch):
         assert runtime.set_threads(0) == 8
     finally:
         torch.set_num_threads(before)
+
+
+def test_onecycle_climbs_to_its_peak_then_falls_to_zero_by_optimizer_step():
+    """Per step, not per epoch: the epoch's end leaves it where the steps took it."""
+    from lstm_cli.training.optim import build_scheduler, step_scheduler
+
+    weight = nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=0.01)
+    cfg = option_config("scheduler", "onecycle", steps=None, warmup=0.1, peak=3.0)
+    trainer = types.SimpleNamespace(max_epochs=5, mode="min", min_steps=100)
+    scheduler = build_scheduler(cfg, optimizer, trainer)
+    rates = []
+    for _ in range(120):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+        step_scheduler(scheduler, 0.0)  # an epoch end: no move
+    assert rates[0] == pytest.approx(0.01) and rates[10] == pytest.approx(0.03)
+    assert rates[:11] == sorted(rates[:11]) and rates[10:101] == sorted(rates[10:101], reverse=True)
+    assert rates[100] == pytest.approx(0.0, abs=1e-12) and max(rates[100:]) == rates[100]

@@ -258,3 +258,24 @@ def test_a_crafted_checkpoint_is_refused_by_the_cli_and_its_code_never_runs(tmp_
     ):
         assert_clean_error(run_cli(*command, cwd=tmp_path), 1, "evil.pt", "refused")
     assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_a_per_step_schedule_resumes_mid_epoch_bit_identical(tmp_path):
+    """scheduler=onecycle moves every step: a checkpoint between two epochs' ends must
+    carry its position, or the resumed run's learning rates (and weights) drift."""
+    cycle = (*SINE, "scheduler=onecycle", "scheduler.steps=150", "trainer.max_epochs=12")
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    assert run_cli("train", *cycle, cwd=whole).returncode == 0
+    expected = final_state((whole / "outputs/train/latest").resolve())
+    process = start(tmp_path, *cycle)
+    run_dir = wait_for_checkpoint(tmp_path, process)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 143
+    result = run_cli("train", *cycle, "resume=latest", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert_same_run(run_dir, expected)
+    rates = [float(row["lr"]) for row in expected[1]]
+    assert max(rates) == pytest.approx(3e-3, rel=0.05) and rates[-1] < rates[0] / 10

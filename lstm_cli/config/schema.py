@@ -144,6 +144,14 @@ class CosineSchedulerConfig:
 
 
 @dataclass
+class OneCycleSchedulerConfig:
+    name: Literal["onecycle"]
+    steps: int | None = bounded(ge=1)
+    warmup: float = bounded(ge=0.0, lt=1.0)
+    peak: float = bounded(ge=1.0)
+
+
+@dataclass
 class StepSchedulerConfig:
     name: Literal["step"]
     step_size: int = bounded(ge=1)
@@ -155,6 +163,7 @@ SCHEDULERS: dict[str, type] = {
     "plateau": PlateauSchedulerConfig,
     "cosine": CosineSchedulerConfig,
     "step": StepSchedulerConfig,
+    "onecycle": OneCycleSchedulerConfig,
 }
 
 

@@ -91,13 +91,13 @@ class Training:
         self.spec = ModelSpec.of(config.model, self.data)
         model = LSTMNetwork(self.spec, config.data.packed, trainer.tbptt).to(self.device)
         optimizer = build_optimizer(config.optimizer, model.parameters())
-        scheduler = build_scheduler(config.scheduler, optimizer, trainer.max_epochs, trainer.mode)
+        scheduler = build_scheduler(config.scheduler, optimizer, trainer)
         shuffle = torch.Generator().manual_seed(trainer.seed)
         self.precision = Precision(trainer.precision, self.device)
         self.trainee = Trainee(model, optimizer, scheduler, shuffle, self.precision.scaler)
         self.stepping_model = wrap_for_ranks(model, world, self.device)
         skip = trainer.on_nonfinite == "skip_batch"
-        self.update = Update(optimizer, config.clip, self.precision, skip_nonfinite=skip)
+        self.update = Update(optimizer, config.clip, self.precision, skip, scheduler)
         self.loss_fn = build_loss(config.loss, self.data.task)
         self.metrics_log = MetricsLog(run_dir / "metrics.csv")
         self.tensorboard: TensorBoardLog | None = None

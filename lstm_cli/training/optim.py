@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -50,12 +51,15 @@ def _fused_if_possible(
     return kind(params, fused=fused or None, **options)
 
 
-def build_scheduler(
-    cfg: Any, optimizer: torch.optim.Optimizer, max_epochs: int, mode: str
-) -> Scheduler | None:
-    """A per-epoch scheduler; plateau follows the monitored metric in its direction."""
+def build_scheduler(cfg: Any, optimizer: torch.optim.Optimizer, trainer: Any) -> Scheduler | None:
+    """A per-epoch scheduler (plateau follows the monitored metric in its direction), or
+    onecycle's per-step one (`PerStepScheduler`), which the training step advances."""
+    max_epochs, mode = trainer.max_epochs, trainer.mode
     if cfg.name == "none":
         return None
+    if cfg.name == "onecycle":
+        total = cfg.steps or trainer.min_steps
+        return PerStepScheduler(optimizer, _one_cycle(total, round(total * cfg.warmup), cfg.peak))
     if cfg.name == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode=mode, factor=cfg.factor, patience=cfg.patience, min_lr=cfg.min_lr
@@ -69,10 +73,29 @@ def build_scheduler(
     raise ValueError(f"unknown scheduler {cfg.name}")
 
 
+class PerStepScheduler(torch.optim.lr_scheduler.LambdaLR):
+    """A schedule over optimizer steps rather than epochs: a small set's epoch is 2-5 steps,
+    a large one's thousands, so only steps mean the same on both."""
+
+
+def _one_cycle(total: int, warmup: int, peak: float) -> Callable[[int], float]:
+    """The learning rate's multiple at each step: 1 -> `peak` linearly over `warmup` steps,
+    then a half cosine down to 0 at `total`, and 0 after (early stopping ends the run)."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return 1.0 + (peak - 1.0) * step / warmup
+        done = min(1.0, (step - warmup) / max(1, total - warmup))
+        return peak * 0.5 * (1.0 + math.cos(math.pi * done))
+
+    return factor
+
+
 def step_scheduler(scheduler: Scheduler | None, monitored: float) -> None:
+    """At an epoch's end: per-epoch schedulers move on (per-step ones moved every step)."""
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         scheduler.step(monitored)
-    elif scheduler is not None:
+    elif scheduler is not None and not isinstance(scheduler, PerStepScheduler):
         scheduler.step()
 
 

@@ -18,7 +18,7 @@ from lstm_cli.common.distributed import World, sum_across_ranks
 from lstm_cli.data.splits import Batch
 from lstm_cli.model.network import CarriedState
 from lstm_cli.training.losses import LossFn
-from lstm_cli.training.optim import clip_gradients
+from lstm_cli.training.optim import PerStepScheduler, Scheduler, clip_gradients
 from lstm_cli.training.precision import Precision
 
 
@@ -143,6 +143,7 @@ class Update:
     clip: Any
     precision: Precision
     skip_nonfinite: bool
+    scheduler: Scheduler | None = None  # a PerStepScheduler moves on after every step
 
     @property
     def guards_on_device(self) -> bool:
@@ -175,6 +176,8 @@ def train_batch(
     grad_norm, clipped = clip_gradients(update.clip, parameters)
     taken = sums.figures.taken(loss.detach(), len(batch.lengths), grad_norm, clipped)
     guarded_step(update, sums, loss, grad_norm, taken, position)
+    if isinstance(update.scheduler, PerStepScheduler):
+        update.scheduler.step()
     return loss, grad_norm
 
 
