@@ -246,3 +246,9 @@ def test_onecycle_climbs_to_its_peak_then_falls_to_zero_by_optimizer_step():
     assert rates[0] == pytest.approx(0.01) and rates[10] == pytest.approx(0.03)
     assert rates[:11] == sorted(rates[:11]) and rates[10:101] == sorted(rates[10:101], reverse=True)
     assert rates[100] == pytest.approx(0.0, abs=1e-12) and max(rates[100:]) == rates[100]
+
+
+def test_onecycle_without_a_length_is_a_config_error_before_any_work(cli, tmp_path):
+    result = cli("train", "scheduler=onecycle", "trainer.min_steps=0")
+    assert_clean_error(result, 2, "scheduler.steps", "trainer.min_steps")
+    assert not (tmp_path / "outputs").exists()

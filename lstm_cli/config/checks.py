@@ -44,6 +44,11 @@ def validate_train_config(values: dict[str, Any]) -> tuple[TrainConfig, Task]:
         raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0")
     check_model(cfg.model)
     check_tbptt(cfg, task)
+    if cfg.scheduler.name == "onecycle" and not (cfg.scheduler.steps or cfg.trainer.min_steps):
+        raise ConfigError(
+            "scheduler=onecycle with scheduler.steps=null spans trainer.min_steps, which is 0:"
+            " give scheduler.steps=N"
+        )
     from lstm_cli.common.runtime import resolve_device  # torch: only once a run is starting
 
     device = resolve_device(cfg.trainer.device)  # cuda on a machine without: refused here
