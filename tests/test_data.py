@@ -128,7 +128,7 @@ def test_a_dated_series_keeps_its_stamps_as_spelled_for_the_pictures(tmp_path):
     keys = dict(path=str(path), target="y", time_column="day", time_format="%m/%d/%Y")
     cut = dict(window=7, horizon=1, val_size=5, test_size=5)
     data = load_dataset(option_config("dataset", "csv_forecast", **keys, **cut))
-    assert data.stamps == days
+    assert data.stamps is not None and data.stamps.spelled() == days
     undated = {**keys, "time_column": None, "time_format": None}
     assert load_dataset(option_config("dataset", "csv_forecast", **undated, **cut)).stamps is None
 

@@ -173,7 +173,8 @@ def _sequence_rows(
     id_key = state.get("id_column", "index")
     if trained.task == "regression":
         values = Scaler(**state["target_scaler"]).inverse(outputs.double())
-        names = ["predicted"] if values.shape[1] == 1 else target_columns(values.shape[1])
+        count = values.shape[1]  # k targets (npz y [N, k]): predicted_0 .. predicted_{k-1}
+        names = ["predicted"] if count == 1 else [f"predicted_{i}" for i in range(count)]
         return [
             {id_key: i, **{name: round(float(v), 6) for name, v in zip(names, row, strict=True)}}
             for i, row in zip(raw.ids, values, strict=True)
@@ -188,11 +189,6 @@ def _sequence_rows(
         }
         for i, p in zip(raw.ids, probabilities, strict=True)
     ]
-
-
-def target_columns(count: int) -> list[str]:
-    """Prediction columns of a model with several regression targets (npz y [N, k])."""
-    return [f"predicted_{i}" for i in range(count)]
 
 
 def _continue_text(trained: TrainedModel, options: PredictConfig, path: Path | None) -> str:

@@ -171,7 +171,7 @@ def prepare(cfg: ForecastDatasetConfig, fitted: dict[str, Any] | None) -> Prepar
     if fitted is None:
         state["season"] = cfg.season or (stamps.season() if stamps else 1)
     prepared = prepare_series(values, state, Windowing.of(cfg), str(path), fitted is not None)
-    return dataclasses.replace(prepared, stamps=stamps.spelled() if stamps else None)
+    return dataclasses.replace(prepared, stamps=stamps)
 
 
 def prepare_series(

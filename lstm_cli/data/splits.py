@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from lstm_cli.config.tasks import Task
+from lstm_cli.data.timeindex import TimeIndex
 
 
 @dataclass
@@ -290,7 +291,7 @@ class PreparedData:
     `relative_inputs` are the input columns the network should difference (`diff`);
     `anchor_season` > 1 makes the network forecast changes from last season's values plus
     the last seasonal change (`seasonal_diff`) instead of from the last value.
-    `stamps` spells each step of a single series as its time column does, for pictures.
+    `stamps`: a single series' time index, which pictures spell as its time column does.
     """
 
     task: Task
@@ -304,4 +305,4 @@ class PreparedData:
     to_original: Callable[[Tensor], Tensor] | None = None
     relative_inputs: list[int] = field(default_factory=list)
     anchor_season: int = 1
-    stamps: list[str] | None = None
+    stamps: TimeIndex | None = None

@@ -76,7 +76,8 @@ def _forecast(
     }
     target = data.preprocessing["targets"][0]
     title = f"{target}: forecasts over the {name} split"
-    stamps = (data.preprocessing["time_column"], data.stamps) if data.stamps else None
+    column = data.preprocessing["time_column"]
+    stamps = (column, data.stamps.spelled()) if data.stamps else None
     return plots.forecast_over_series(
         series.tolist(), boundaries, forecasts, title, path, target, stamps
     )

@@ -146,7 +146,9 @@ def restore(
     )
 
 
-def carried_state(saved: list[Tensor] | None, device: torch.device, world: World) -> Any:
+def carried_state(
+    saved: list[Tensor] | None, device: torch.device, world: World
+) -> CarriedState | None:
     """This rank's rows of a checkpoint's carried (h, c), on `device`; None if none was
     saved (at an epoch's end, without tbptt, or before tbptt existed)."""
     if not saved:
