@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from lstm_cli.config.dataset_schema import DATASETS
 from lstm_cli.config.schema import (
     VARIANT_GROUPS,
+    AugmentConfig,
     DataConfig,
     EvaluateConfig,
     ExportConfig,
@@ -110,6 +111,7 @@ def test_the_train_settings_table_matches_the_schema_and_train_yaml():
     expected = (
         {f"trainer.{name}" for name in fields(TrainerConfig)}
         | {f"data.{name}" for name in fields(DataConfig)}
+        | {f"augment.{name}" for name in fields(AugmentConfig)}
         | {"resume", "output_root"}
     )
     assert set(rows) == expected

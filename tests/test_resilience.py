@@ -279,3 +279,32 @@ def test_a_per_step_schedule_resumes_mid_epoch_bit_identical(tmp_path):
     assert_same_run(run_dir, expected)
     rates = [float(row["lr"]) for row in expected[1]]
     assert max(rates) == pytest.approx(3e-3, rel=0.05) and rates[-1] < rates[0] / 10
+
+
+@pytest.mark.slow
+def test_augmented_batches_resume_mid_epoch_bit_identical(tmp_path):
+    """Crops and scales are drawn from torch's generators: a checkpoint between two steps
+    must carry their states, or the resumed run trains on other batches."""
+    augmented = (
+        "dataset=italy_power",
+        "model=tiny",
+        "augment.scale=0.2",
+        "augment.crop=0.8",
+        "trainer.max_epochs=80",
+        "trainer.patience=null",
+        "trainer.checkpoint_every_steps=3",
+        "trainer.num_threads=1",
+    )
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    assert run_cli("train", *augmented, cwd=whole).returncode == 0
+    expected = final_state((whole / "outputs/train/latest").resolve())
+    process = start(tmp_path, *augmented)
+    run_dir = wait_for_checkpoint(tmp_path, process)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 143, "the run ended before the signal: make it longer"
+    result = run_cli("train", *augmented, "resume=latest", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "augmented=random 80% of each sequence" in result.stdout
+    assert_same_run(run_dir, expected)

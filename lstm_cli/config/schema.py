@@ -198,6 +198,15 @@ class DataConfig:
 
 
 @dataclass
+class AugmentConfig:
+    scale: float = bounded(ge=0.0)
+    crop: float = bounded(gt=0.0, le=1.0)
+
+    def active(self) -> bool:
+        return self.scale > 0.0 or self.crop < 1.0
+
+
+@dataclass
 class SearchConfig:
     trials: int = bounded(ge=1)
 
@@ -226,6 +235,7 @@ class TrainConfig:
     scheduler: Any
     trainer: TrainerConfig
     data: DataConfig
+    augment: AugmentConfig
     logger: Any
     hparams_search: SearchConfig | None
     resume: str | None

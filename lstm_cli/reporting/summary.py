@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from lstm_cli.config.schema import AugmentConfig
+from lstm_cli.data.augment import applies
 from lstm_cli.data.splits import PreparedData, Split, StreamSplit
 from lstm_cli.model.network import layer_summary
 from lstm_cli.training.baselines import baseline_rows
@@ -25,7 +27,11 @@ def show_start(training: Training, resuming: bool) -> None:
             progress.global_step,
         )
     reporter, model = training.reporter, training.trainee.model
-    reporter.table("data", data_summary(training.config.dataset.name, training.data))
+    config, data = training.config, training.data
+    augmented = (
+        {"augmented": _augmentation(config.augment)} if applies(config.augment, data) else {}
+    )
+    reporter.table("data", {**data_summary(config.dataset.name, data), **augmented})
     parameters = sum(p.numel() for p in model.parameters())
     reporter.table(
         "model",
@@ -57,6 +63,12 @@ def show_results(training: Training, results: Results) -> None:
     )
     for line in results.warnings:
         log.warning("warning: %s", line)
+
+
+def _augmentation(config: AugmentConfig) -> str:
+    scaled = f"scale x (1 + {config.scale:g} N(0, 1))" if config.scale else ""
+    cropped = f"random {config.crop:.0%} of each sequence" if config.crop < 1 else ""
+    return ", ".join(part for part in (cropped, scaled) if part)
 
 
 def data_summary(name: str, data: PreparedData) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from lstm_cli.common.errors import CheckpointError, Interrupted, LstmCliError
 from lstm_cli.common.runtime import peak_memory_mib, resolve_device, seed_everything, set_threads
 from lstm_cli.config.schema import TrainConfig
 from lstm_cli.data import load_dataset, parallel_streams
+from lstm_cli.data.augment import augmenter
 from lstm_cli.data.batching import epoch_order, read_ahead
 from lstm_cli.data.cache import cache_folder
 from lstm_cli.data.files import fingerprints
@@ -88,6 +89,7 @@ class Training:
         if resumed is None:  # what this run trains on, for evaluate to compare with later
             data.preprocessing["data_files"] = fingerprints(config.dataset)
         self.data, self.data_on_device = place(data, self.device, config.data.on_device)
+        self.augment = augmenter(config.augment, self.data)
         self.spec = ModelSpec.of(config.model, self.data)
         model = LSTMNetwork(self.spec, config.data.packed, trainer.tbptt).to(self.device)
         optimizer = build_optimizer(config.optimizer, model.parameters())
@@ -174,10 +176,9 @@ class Training:
         self.stepping_model.train()
         with self.reporter.progress(f"epoch {epoch}/{trainer.max_epochs}", len(order)) as bar:
             for position, taken in read_ahead(self.data.train, order, progress.batch_in_epoch):
-                batch = taken.to(self.device)
                 loss, grad_norm = train_batch(
                     self.stepping_model,
-                    batch,
+                    self.augment(taken.to(self.device)),
                     position,
                     self.update,
                     self.loss_fn,

@@ -1,0 +1,75 @@
+"""Augmented training batches: a crop is a stretch of the sequence itself, a scale one factor
+per channel, and only classification of numbers is changed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import assert_clean_error, run_cli
+
+from lstm_cli.config.schema import AugmentConfig
+from lstm_cli.config.validate import option_config
+from lstm_cli.data import load_dataset
+from lstm_cli.data.augment import augment, augmenter
+from lstm_cli.data.splits import Batch
+
+
+def ragged_batch() -> Batch:
+    """Three sequences of 10, 7 and 4 steps, two channels, padded with zeros; every real
+    value distinct, so that a cropped step shows where it came from."""
+    lengths = torch.tensor([10, 7, 4])
+    x = torch.zeros(3, 10, 2)
+    for row, length in enumerate(lengths.tolist()):
+        steps = torch.arange(length, dtype=torch.float32) + 100 * (row + 1)
+        x[row, :length] = torch.stack([steps, -steps], dim=1)
+    return Batch(x, lengths, torch.tensor([0, 1, 2]))
+
+
+def test_a_crop_is_a_stretch_of_each_sequence_within_its_own_length():
+    batch = ragged_batch()
+    torch.manual_seed(0)
+    starts = set()
+    for _ in range(20):
+        cropped = augment(batch, scale=0.0, crop=0.5)
+        assert cropped.lengths.tolist() == [5, 3, 2]
+        assert torch.equal(cropped.y, batch.y)
+        for row, (kept, length) in enumerate(zip([5, 3, 2], [10, 7, 4], strict=True)):
+            first = int(cropped.x[row, 0, 0]) - 100 * (row + 1)
+            assert 0 <= first <= length - kept
+            assert torch.equal(cropped.x[row, :kept], batch.x[row, first : first + kept])
+            assert not cropped.x[row, kept:].any()  # padding stays zero
+            starts.add((row, first))
+    assert len(starts) > 6  # the start is drawn, not fixed
+
+
+def test_scaling_multiplies_each_sequences_channels_by_their_own_factor():
+    batch = ragged_batch()
+    torch.manual_seed(0)
+    scaled = augment(batch, scale=0.1, crop=1.0)
+    assert torch.equal(scaled.lengths, batch.lengths)
+    factors = []
+    for row, length in enumerate(batch.lengths.tolist()):
+        ratio = scaled.x[row, :length] / batch.x[row, :length]  # [steps, channels]
+        assert torch.allclose(ratio, ratio[0].expand_as(ratio))
+        factors += ratio[0].tolist()
+        assert not scaled.x[row, length:].any()
+    assert len(set(factors)) == 6 and all(0.5 < f < 1.5 for f in factors)
+
+
+def test_only_classification_of_numbers_is_augmented():
+    on = AugmentConfig(scale=0.1, crop=0.9)
+    classes = load_dataset(option_config("dataset", "italy_power"))
+    sums = load_dataset(
+        option_config("dataset", "adding", seq_len=20, train_size=64, val_size=8, test_size=8)
+    )
+    batch = classes.train.take(torch.arange(4))
+    assert augmenter(on, classes)(batch).x.shape[1] == int(24 * 0.9)
+    assert augmenter(AugmentConfig(scale=0.0, crop=1.0), classes)(batch) is batch
+    assert augmenter(on, sums)(sums.train.take(torch.arange(4))).x.shape[1] == 20
+
+
+@pytest.mark.parametrize(("key", "value"), [("augment.crop", "0"), ("augment.scale", "-0.1")])
+def test_an_augmentation_out_of_range_is_a_config_error(tmp_path, key, value):
+    result = run_cli("train", "dataset=italy_power", f"{key}={value}", cwd=tmp_path)
+    assert_clean_error(result, 2, key, value)
+    assert not (tmp_path / "outputs").exists()
