@@ -51,17 +51,35 @@ def run_patched(workdir: Path, patch: str, *args: str) -> subprocess.CompletedPr
 def killed_after_writing(workdir: Path, name: str, epoch: int, *args: str) -> int:
     """`lstm-train train ARGS`, ended without any cleanup right after checkpoint `name` of
     `epoch` is written (epoch 0: before the first checkpoint is written at all)."""
+    if epoch == 0:
+        return killed_when(workdir, "True", *args, before=True)
+    return killed_when(workdir, f'path.name == {name!r} and payload["epoch"] == {epoch}', *args)
+
+
+def killed_when(workdir: Path, condition: str, *args: str, before: bool = False) -> int:
+    """`lstm-train train ARGS`, ended without any cleanup when a checkpoint is written (or
+    about to be, `before`) whose `path` and `payload` meet `condition`."""
     patch = f"""
         original = loop.save_checkpoint
         def save_then_die(payload, path):
-            if {epoch} == 0:
+            refit = payload.get("refit")
+            if {before} and ({condition}):
                 os._exit(137)
             original(payload, path)
-            if path.name == {name!r} and payload["epoch"] == {epoch}:
+            if {condition}:
                 os._exit(137)
         loop.save_checkpoint = save_then_die
         """
     return run_patched(workdir, patch, *args).returncode
+
+
+def assert_same_checkpoints(run_dir: Path, expected: Path, *names: str) -> None:
+    for name in names:
+        ours = torch.load(run_dir / "checkpoints" / name, weights_only=True)
+        theirs = torch.load(expected / "checkpoints" / name, weights_only=True)
+        assert ours["epoch"] == theirs["epoch"], name
+        for key, tensor in theirs["model_state"].items():
+            assert torch.equal(ours["model_state"][key], tensor), (name, key)
 
 
 def long_training(workdir: Path) -> tuple[subprocess.Popen[str], Path]:
@@ -148,12 +166,7 @@ def test_a_kill_between_the_checkpoint_writes_resumes_to_the_same_best_and_resul
     run_dir = next((killed / "outputs/train").glob("20*"))
     resumed = run_cli("train", *SMALL, f"resume={run_dir}", cwd=killed)
     assert resumed.returncode == 0, resumed.stderr
-    for name in ("best.pt", "last.pt"):
-        ours = torch.load(run_dir / "checkpoints" / name, weights_only=True)
-        theirs = torch.load(expected / "checkpoints" / name, weights_only=True)
-        assert ours["epoch"] == theirs["epoch"], name
-        for key, tensor in theirs["model_state"].items():
-            assert torch.equal(ours["model_state"][key], tensor), (name, key)
+    assert_same_checkpoints(run_dir, expected, "best.pt", "last.pt")
     results, reference = read_json(run_dir / "results.json"), read_json(expected / "results.json")
     assert results["best_epoch"] == reference["best_epoch"]
     assert results["test"] == reference["test"]
@@ -339,3 +352,37 @@ def test_a_kill_while_drawing_the_curves_leaves_a_finished_run_finished(tmp_path
     run_dir = next((tmp_path / "outputs/train").glob("20*"))
     assert read_json(run_dir / "status.json")["status"] == "finished"
     assert read_json(run_dir / "results.json")["epochs_completed"] == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "moment"),
+    [
+        ("last.pt", 'refit["done"] == 0 and payload["batch_in_epoch"] == 2'),  # mid-epoch
+        ("last.pt", 'refit["done"] == 2'),  # between two refit epochs
+        ("best.pt", 'refit["done"] == refit["epochs"]'),  # between the refit's final writes
+    ],
+)
+def test_a_run_killed_in_its_refit_resumes_to_the_same_weights_and_results(tmp_path, name, moment):
+    args = (
+        "dataset=italy_power",
+        *SMALL,
+        "trainer.refit=true",
+        "trainer.min_steps=0",
+        "trainer.checkpoint_every_steps=2",
+    )
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    assert run_cli("train", *args, cwd=whole).returncode == 0
+    expected = (whole / "outputs/train/latest").resolve()
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    assert killed_when(killed, f"path.name == {name!r} and refit and {moment}", *args) == 137
+    run_dir = next((killed / "outputs/train").glob("20*"))
+    resumed = run_cli("train", *args, f"resume={run_dir}", cwd=killed)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_checkpoints(run_dir, expected, "best.pt", "last.pt", "validated.pt")
+    results, reference = read_json(run_dir / "results.json"), read_json(expected / "results.json")
+    assert results["test"] == reference["test"]
+    for record in (results, reference):
+        record["refit"].pop("validated_checkpoint")  # a path inside each run's own directory
+    assert results["refit"] == reference["refit"]

@@ -260,22 +260,30 @@ def test_a_crafted_checkpoint_is_refused_by_the_cli_and_its_code_never_runs(tmp_
     assert not marker.exists()
 
 
+def signalled_then_resumed(workdir: Path, args: tuple[str, ...], pause: float):
+    """The run of `args` uninterrupted, then again with a SIGTERM `pause` seconds after its
+    first checkpoint and a resume: (the resumed run's dir and output, the uninterrupted
+    run's final state)."""
+    whole = workdir / "whole"
+    whole.mkdir()
+    assert run_cli("train", *args, cwd=whole).returncode == 0
+    expected = final_state((whole / "outputs/train/latest").resolve())
+    process = start(workdir, *args)
+    run_dir = wait_for_checkpoint(workdir, process)
+    time.sleep(pause)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 143, "the run ended before the signal: make it longer"
+    result = run_cli("train", *args, "resume=latest", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    return run_dir, result.stdout, expected
+
+
 @pytest.mark.slow
 def test_a_per_step_schedule_resumes_mid_epoch_bit_identical(tmp_path):
     """scheduler=onecycle moves every step: a checkpoint between two epochs' ends must
     carry its position, or the resumed run's learning rates (and weights) drift."""
     cycle = (*SINE, "scheduler=onecycle", "scheduler.steps=150", "trainer.max_epochs=12")
-    whole = tmp_path / "whole"
-    whole.mkdir()
-    assert run_cli("train", *cycle, cwd=whole).returncode == 0
-    expected = final_state((whole / "outputs/train/latest").resolve())
-    process = start(tmp_path, *cycle)
-    run_dir = wait_for_checkpoint(tmp_path, process)
-    time.sleep(0.3)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 143
-    result = run_cli("train", *cycle, "resume=latest", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    run_dir, _, expected = signalled_then_resumed(tmp_path, cycle, 0.3)
     assert_same_run(run_dir, expected)
     rates = [float(row["lr"]) for row in expected[1]]
     assert max(rates) == pytest.approx(3e-3, rel=0.05) and rates[-1] < rates[0] / 10
@@ -295,16 +303,6 @@ def test_augmented_batches_resume_mid_epoch_bit_identical(tmp_path):
         "trainer.checkpoint_every_steps=3",
         "trainer.num_threads=1",
     )
-    whole = tmp_path / "whole"
-    whole.mkdir()
-    assert run_cli("train", *augmented, cwd=whole).returncode == 0
-    expected = final_state((whole / "outputs/train/latest").resolve())
-    process = start(tmp_path, *augmented)
-    run_dir = wait_for_checkpoint(tmp_path, process)
-    time.sleep(0.5)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 143, "the run ended before the signal: make it longer"
-    result = run_cli("train", *augmented, "resume=latest", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "augmented=random 80% of each sequence" in result.stdout
+    run_dir, output, expected = signalled_then_resumed(tmp_path, augmented, 0.5)
+    assert "augmented=random 80% of each sequence" in output
     assert_same_run(run_dir, expected)

@@ -34,6 +34,7 @@ from lstm_cli.runs.resume import continued_config
 from lstm_cli.runs.rundir import command_line, current_run_dir, in_sweep
 from lstm_cli.runs.status import read_status, write_status
 from lstm_cli.training.loop import Training
+from lstm_cli.training.results import finish
 from lstm_cli.training.signals import stop_on_signals
 
 log = logging.getLogger("lstm_cli.train")
@@ -69,7 +70,7 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, started: float) -> floa
             training = Training(config, values, run_dir, resumed, world)
             show_start(training, resuming=resumed is not None)
             training.fit(stop)
-        results = training.finish(started)
+        results = finish(training, started)
         status(run_dir, "finished")  # results.json is written: a kill from here loses nothing
         if world.is_main:
             show_results(training, results)

@@ -184,6 +184,7 @@ class TrainerConfig:
     on_nonfinite: Literal["stop", "skip_batch"]
     precision: Literal["32", "bf16-mixed", "16-mixed"]
     tbptt: int | None = bounded(ge=1)
+    refit: bool
     log_every_epochs: int = bounded(ge=1)
 
 

@@ -10,7 +10,8 @@ from lstm_cli.data.augment import applies
 from lstm_cli.data.splits import PreparedData, Split, StreamSplit
 from lstm_cli.model.network import layer_summary
 from lstm_cli.training.baselines import baseline_rows
-from lstm_cli.training.loop import Results, Training
+from lstm_cli.training.loop import Training
+from lstm_cli.training.results import Results
 
 log = logging.getLogger("lstm_cli.train")
 
@@ -57,12 +58,21 @@ def show_results(training: Training, results: Results) -> None:
             "best epoch": best.epoch,
             monitor: best.value,
             **results.values["test"],
+            **_refit_rows(results.values["refit"]),
             **baseline_rows(results.comparison, "test"),
             "run dir": str(training.run_dir),
         },
     )
     for line in results.warnings:
         log.warning("warning: %s", line)
+
+
+def _refit_rows(refit: dict[str, Any] | None) -> dict[str, Any]:
+    """After trainer.refit: what the weights validation chose scored, for comparison."""
+    if refit is None:
+        return {}
+    scores = ", ".join(f"{name} {value:.6g}" for name, value in refit["validated_test"].items())
+    return {"refit": f"{refit['steps']} steps on {refit['sequences']}", "before refit": scores}
 
 
 def _augmentation(config: AugmentConfig) -> str:

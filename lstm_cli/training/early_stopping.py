@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
+
+from lstm_cli.config.schema import TrainerConfig
+
+log = logging.getLogger("lstm_cli.train")
 
 
 @dataclass
@@ -34,3 +39,21 @@ class BestTracker:
         else:
             self.epochs_since_best += 1
         return improved
+
+
+def stops_early(best: BestTracker, trainer: TrainerConfig, global_step: int) -> bool:
+    """Patience counts epochs, but a small dataset's epoch is a few steps: no stop
+    before `trainer.min_steps` optimizer steps, however many epochs that takes."""
+    patience = trainer.patience
+    if patience is None or best.epochs_since_best < patience:
+        return False
+    if global_step < trainer.min_steps:
+        return False
+    log.info(
+        "early stopping: %s has not improved for %d epochs (best %.6g at epoch %d)",
+        best.monitor,
+        patience,
+        best.value,
+        best.epoch,
+    )
+    return True

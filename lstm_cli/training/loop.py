@@ -4,26 +4,29 @@ Setup: threads, seed, data, model, optimizer, scheduler, loss, the progress so f
 or from a checkpoint). Per epoch: shuffle; per batch the optimizer step (`train_batch`),
 progress, a step checkpoint when due, a look at the stopping signals; then validate, log
 the row, step the scheduler, checkpoint best then last, stop early when the monitored
-metric stops improving. Finally the best weights score the test split. A run killed at
-any point continues from `checkpoints/last.pt` to the result it would have reached.
+metric stops improving. With `trainer.refit`, a fresh network then learns from the
+training and validation data together for as many steps as validation chose, and its
+weights are the run's (the validated ones kept in `checkpoints/validated.pt`). Finally the
+final weights score the test split (`results.py`). A run killed at any point continues from
+`checkpoints/last.pt` to the result it would have reached.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lstm_cli import STARTED_AT, __version__
+from lstm_cli import STARTED_AT
 from lstm_cli.common.atomic import remove_leftovers
 from lstm_cli.common.console import Reporter
 from lstm_cli.common.distributed import World, any_rank, wrap_for_ranks
-from lstm_cli.common.errors import CheckpointError, Interrupted, LstmCliError
-from lstm_cli.common.runtime import peak_memory_mib, resolve_device, seed_everything, set_threads
+from lstm_cli.common.runtime import resolve_device, seed_everything, set_threads
 from lstm_cli.config.schema import TrainConfig
 from lstm_cli.data import load_dataset, parallel_streams
 from lstm_cli.data.augment import augmenter
@@ -31,32 +34,31 @@ from lstm_cli.data.batching import epoch_order, read_ahead
 from lstm_cli.data.cache import cache_folder
 from lstm_cli.data.files import fingerprints
 from lstm_cli.data.placement import place
-from lstm_cli.data.splits import StreamSplit
+from lstm_cli.data.splits import JoinedSplit, Split, StreamSplit
+from lstm_cli.data.streamed import StreamedSplit
 from lstm_cli.model.network import CarriedState, LSTMNetwork, ModelSpec
 from lstm_cli.runs.checkpoint import load_checkpoint, save_checkpoint
-from lstm_cli.runs.rundir import MetricsLog, mark_latest, write_json_atomic
-from lstm_cli.training.baselines import Comparison, compare, warnings_for
-from lstm_cli.training.early_stopping import BestTracker
+from lstm_cli.runs.rundir import MetricsLog, mark_latest
+from lstm_cli.training.early_stopping import BestTracker, stops_early
 from lstm_cli.training.evaluation import evaluate_split
 from lstm_cli.training.losses import build_loss
 from lstm_cli.training.metrics import epoch_line
 from lstm_cli.training.optim import build_optimizer, build_scheduler, step_scheduler
 from lstm_cli.training.precision import Precision
 from lstm_cli.training.signals import StopRequest
-from lstm_cli.training.state import Trainee, TrainingProgress, checkpoint_payload, restore
+from lstm_cli.training.state import (
+    RefitProgress,
+    Trainee,
+    TrainingProgress,
+    agreeing_best,
+    checkpoint_payload,
+    restore,
+)
 from lstm_cli.training.step import EpochSums, NonFiniteGradient, Update, train_batch
+from lstm_cli.training.stops import interrupted, nonfinite
 from lstm_cli.training.tensorboard_log import TensorBoardLog
 
 log = logging.getLogger("lstm_cli.train")
-
-
-@dataclass
-class Results:
-    """What a finished run reports: results.json's content and the baseline comparison."""
-
-    values: dict[str, Any]
-    comparison: Comparison
-    warnings: list[str]
 
 
 class Training:
@@ -91,15 +93,9 @@ class Training:
         self.data, self.data_on_device = place(data, self.device, config.data.on_device)
         self.augment = augmenter(config.augment, self.data)
         self.spec = ModelSpec.of(config.model, self.data)
-        model = LSTMNetwork(self.spec, config.data.packed, trainer.tbptt).to(self.device)
-        optimizer = build_optimizer(config.optimizer, model.parameters())
-        scheduler = build_scheduler(config.scheduler, optimizer, trainer)
-        shuffle = torch.Generator().manual_seed(trainer.seed)
         self.precision = Precision(trainer.precision, self.device)
-        self.trainee = Trainee(model, optimizer, scheduler, shuffle, self.precision.scaler)
-        self.stepping_model = wrap_for_ranks(model, world, self.device)
-        skip = trainer.on_nonfinite == "skip_batch"
-        self.update = Update(optimizer, config.clip, self.precision, skip, scheduler)
+        self._new_network()
+        self.train_split: Split = self.data.train
         self.loss_fn = build_loss(config.loss, self.data.task)
         self.metrics_log = MetricsLog(run_dir / "metrics.csv")
         self.tensorboard: TensorBoardLog | None = None
@@ -107,7 +103,7 @@ class Training:
             self.tensorboard = TensorBoardLog(run_dir, config.logger.every_steps)
         if resumed is None:
             self.progress = TrainingProgress(
-                shuffle.get_state(),
+                self.trainee.shuffle.get_state(),
                 EpochSums.zeros(self.device),
                 BestTracker(trainer.monitor, trainer.mode, trainer.min_delta),
             )
@@ -118,7 +114,9 @@ class Training:
                 self.metrics_log.rewrite(self.progress.rows)
             else:
                 self.progress.sums.leave_to_main()
-            self.best_state = self._agreeing_best()
+            self.best_state = agreeing_best(self.checkpoints / "best.pt", self.progress.best.epoch)
+            if self.progress.refit is not None:  # resumed in the refit
+                self.train_split = JoinedSplit([self.data.train, self.data.val])
         if isinstance(self.data.train, StreamSplit):  # text as parallel streams (tbptt)
             self.progress.carried = self.progress.carried or CarriedState()
         self.first_step = self.progress.global_step  # logged: start-up time is measured
@@ -126,56 +124,71 @@ class Training:
         self.latest_marked = False
         self._mark_latest()
 
-    def _agreeing_best(self) -> dict[str, Any]:
-        """best.pt's weights, checked against the best epoch last.pt records: best.pt is
-        written first, so it is that epoch's or, killed between the writes, the next one's
-        (which the resumed run redoes). Anything else was changed by hand."""
-        path, recorded = self.checkpoints / "best.pt", self.progress.best.epoch
-        if not path.exists():
-            if recorded:
-                raise CheckpointError(
-                    f"{path} is missing, but checkpoints/last.pt records a best epoch"
-                    f" ({recorded}); restore it or start a new run"
-                )
-            return {}
-        best = load_checkpoint(path)
-        if best["epoch"] < recorded:
-            raise CheckpointError(
-                f"{path} holds epoch {best['epoch']}, but checkpoints/last.pt records the best"
-                f" at epoch {recorded}: the two disagree; restore them or start a new run"
-            )
-        return best["model_state"] if best["epoch"] == recorded else {}
+    def _new_network(self) -> None:
+        """The network, drawn from the RNG, its optimizer, scheduler and update step."""
+        config, trainer = self.config, self.config.trainer
+        model = LSTMNetwork(self.spec, config.data.packed, trainer.tbptt).to(self.device)
+        optimizer = build_optimizer(config.optimizer, model.parameters())
+        scheduler = build_scheduler(config.scheduler, optimizer, trainer)
+        shuffle = torch.Generator().manual_seed(trainer.seed)
+        self.trainee = Trainee(model, optimizer, scheduler, shuffle, self.precision.scaler)
+        self.stepping_model = wrap_for_ranks(model, self.world, self.device)
+        skip = trainer.on_nonfinite == "skip_batch"
+        self.update = Update(optimizer, config.clip, self.precision, skip, scheduler)
 
     def fit(self, stop: StopRequest) -> None:
-        """Epochs from where the progress stands until max_epochs or early stopping."""
-        trainer, progress = self.config.trainer, self.progress
+        """Epochs from where the progress stands until max_epochs or early stopping, then
+        the refit's (trainer.refit)."""
+        progress = self.progress
         if stop.requested():  # arrived while the data and model were being set up
-            raise self._interrupted(stop, progress.epoch + 1, progress.batch_in_epoch)
-        while progress.epoch < trainer.max_epochs and not self._stopped_early():
-            epoch = progress.epoch + 1
-            self.trainee.shuffle.set_state(progress.shuffle_state)
-            bucket = self.config.data.bucket
-            order = epoch_order(
-                self.data.train, trainer.batch_size, bucket, self.trainee.shuffle, self.world
-            )
-            started = time.perf_counter()
-            try:
-                done = self._train_epoch(epoch, order, stop)
-            except NonFiniteGradient as err:
-                raise self._nonfinite(epoch, err.args[0], len(order)) from None
-            if done < len(order):
-                raise self._interrupted(stop, epoch, done)
-            self._end_epoch(epoch, time.perf_counter() - started)
-            if stop.requested():
-                raise self._interrupted(stop, epoch + 1, 0)
+            raise interrupted(stop, self.run_dir, self._epoch_name(), progress.batch_in_epoch)
+        while progress.refit is None and not self._validated():
+            self._run_epoch(stop, self._end_epoch)
+        if progress.refit is None and self._refits():
+            self._start_refit()
+        while progress.refit is not None and progress.refit.done < progress.refit.epochs:
+            self._run_epoch(stop, self._end_refit_epoch)
 
-    def _train_epoch(self, epoch: int, order: list[torch.Tensor], stop: StopRequest) -> int:
+    def _validated(self) -> bool:
+        """Whether the validated epochs are over: max_epochs reached or stopped early."""
+        progress, trainer = self.progress, self.config.trainer
+        reached = progress.epoch >= trainer.max_epochs
+        return reached or stops_early(progress.best, trainer, progress.global_step)
+
+    def _epoch_name(self) -> str:
+        """The epoch in progress, as messages name it."""
+        refit = self.progress.refit
+        return (
+            f"epoch {self.progress.epoch + 1}" if refit is None else f"refit epoch {refit.done + 1}"
+        )
+
+    def _run_epoch(self, stop: StopRequest, end: Callable[[float], None]) -> None:
+        """One epoch's batches, then `end` (validation and checkpoints) with its seconds."""
+        trainer, progress, name = self.config.trainer, self.progress, self._epoch_name()
+        self.trainee.shuffle.set_state(progress.shuffle_state)
+        bucket = self.config.data.bucket
+        order = epoch_order(
+            self.train_split, trainer.batch_size, bucket, self.trainee.shuffle, self.world
+        )
+        started = time.perf_counter()
+        try:
+            done = self._train_epoch(name, order, stop)
+        except NonFiniteGradient as err:
+            raise nonfinite(self.run_dir, name, err.args[0], len(order)) from None
+        if done < len(order):
+            raise interrupted(stop, self.run_dir, name, done)
+        end(time.perf_counter() - started)
+        if stop.requested():
+            raise interrupted(stop, self.run_dir, self._epoch_name(), 0)
+
+    def _train_epoch(self, name: str, order: list[torch.Tensor], stop: StopRequest) -> int:
         """The epoch's batches from where it stands; returns how many of `order` are done."""
         trainer, progress = self.config.trainer, self.progress
         every = trainer.checkpoint_every_steps
+        total = progress.refit.epochs if progress.refit else trainer.max_epochs
         self.stepping_model.train()
-        with self.reporter.progress(f"epoch {epoch}/{trainer.max_epochs}", len(order)) as bar:
-            for position, taken in read_ahead(self.data.train, order, progress.batch_in_epoch):
+        with self.reporter.progress(f"{name}/{total}", len(order)) as bar:
+            for position, taken in read_ahead(self.train_split, order, progress.batch_in_epoch):
                 loss, grad_norm = train_batch(
                     self.stepping_model,
                     self.augment(taken.to(self.device)),
@@ -202,10 +215,11 @@ class Training:
         progress.sums.raise_if_halted()
         return len(order)
 
-    def _end_epoch(self, epoch: int, seconds: float) -> None:
+    def _end_epoch(self, seconds: float) -> None:
         """Validate, log the epoch's row, step the scheduler, checkpoint last (and best)."""
         trainer, progress = self.config.trainer, self.progress
-        val = self._score(self.data.val)
+        epoch = progress.epoch + 1
+        val = self.score(self.data.val)
         progress.sums.gather_on_main(self.world)
         improved = progress.best.update(val[trainer.monitor.split("/", 1)[1]], epoch)
         lr = self.trainee.optimizer.param_groups[0]["lr"]
@@ -236,23 +250,64 @@ class Training:
             quiet = epoch > 1 and epoch % trainer.log_every_epochs != 0  # train.log has them all
             log.info(epoch_line(row, trainer.max_epochs, improved), extra={"file_only": quiet})
 
-    def _stopped_early(self) -> bool:
-        """Patience counts epochs, but a small dataset's epoch is a few steps: no stop
-        before `trainer.min_steps` optimizer steps, however many epochs that takes."""
-        trainer, best = self.config.trainer, self.progress.best
-        patience = trainer.patience
-        if patience is None or best.epochs_since_best < patience:
+    def _refits(self) -> bool:
+        """Whether trainer.refit applies: text read as carried streams and data streamed
+        from disk by shard do not join; a run whose validation never improved has no length
+        to repeat."""
+        if not self.config.trainer.refit or not self.progress.best.epoch:
             return False
-        if self.progress.global_step < trainer.min_steps:
+        if isinstance(self.data.train, StreamSplit | StreamedSplit):
+            log.info("trainer.refit: not for data read as streams; the validated weights stay")
             return False
+        return len(self.data.val) > 0
+
+    def _start_refit(self) -> None:
+        """Validation has chosen the best epoch: a fresh network, drawn as the first was,
+        learns from the training and validation data together for as many optimizer steps
+        (at least trainer.min_steps, as early stopping waits that long; fewer only when
+        max_epochs ended the run sooner). The validated weights are kept in validated.pt."""
+        trainer, progress = self.config.trainer, self.progress
+        steps_per_epoch = progress.global_step / progress.epoch
+        floor = min(trainer.min_steps, progress.global_step)  # min_steps, unless cut shorter
+        steps = max(round(steps_per_epoch * progress.best.epoch), floor)
+        self.train_split = JoinedSplit([self.data.train, self.data.val])
+        batches = math.ceil(len(self.train_split) / (trainer.batch_size * self.world.size))
+        epochs = math.ceil(steps / batches)
+        if self.world.is_main:
+            validated = load_checkpoint(self.checkpoints / "best.pt")
+            save_checkpoint(validated, self.checkpoints / "validated.pt")
+        seed_everything(trainer.seed)
+        self._new_network()
+        progress.refit = RefitProgress(epochs, epochs * batches)
+        progress.shuffle_state = self.trainee.shuffle.get_state()
         log.info(
-            "early stopping: %s has not improved for %d epochs (best %.6g at epoch %d)",
-            best.monitor,
-            patience,
-            best.value,
-            best.epoch,
+            "refit: a new network learns from the %d training and validation sequences for"
+            " %d epochs (%d steps; validation chose epoch %d, kept in checkpoints/validated.pt)",
+            len(self.train_split),
+            epochs,
+            epochs * batches,
+            progress.best.epoch,
         )
-        return True
+        self._save("last.pt")
+
+    def _end_refit_epoch(self, seconds: float) -> None:
+        """A refit epoch's end: no validation (its data is trained on), last.pt, and after the
+        last epoch best.pt first: evaluate, predict and export then use the refit weights."""
+        trainer, progress, refit = self.config.trainer, self.progress, self.progress.refit
+        assert refit is not None
+        progress.sums.gather_on_main(self.world)
+        loss = progress.sums.stats()["train/loss"]
+        step_scheduler(self.trainee.scheduler, None)
+        refit.done += 1
+        progress.batch_in_epoch, progress.shuffle_state = 0, self.trainee.shuffle.get_state()
+        progress.sums = EpochSums.zeros(self.device)
+        if refit.done == refit.epochs:
+            self._save("best.pt")
+        self._save("last.pt")
+        if self.world.is_main:
+            quiet = 1 < refit.done < refit.epochs and refit.done % trainer.log_every_epochs != 0
+            line = "refit epoch %d/%d  train/loss %.4g  %.2fs"
+            log.info(line, refit.done, refit.epochs, loss, seconds, extra={"file_only": quiet})
 
     def _save(self, name: str) -> None:
         """Rank 0 writes, after all ranks pool their loss sums into its copy.
@@ -277,7 +332,7 @@ class Training:
             mark_latest(self.run_dir)
             self.latest_marked = True
 
-    def _score(self, split: Any) -> dict[str, float]:
+    def score(self, split: Any) -> dict[str, float]:
         return evaluate_split(
             self.trainee.model,
             split,
@@ -287,62 +342,6 @@ class Training:
             self.device,
             self.world,
         )
-
-    def _interrupted(self, stop: StopRequest, epoch: int, done: int) -> Interrupted:
-        if not (self.checkpoints / "last.pt").exists():
-            return Interrupted(
-                f"interrupted by {stop.cause} before the first checkpoint; nothing to"
-                " resume: start the run again",
-                stop.exit_code,
-            )
-        return Interrupted(
-            f"interrupted by {stop.cause} in epoch {epoch} after {done} batches;"
-            f" checkpoint saved; continue with: lstm-train train resume={self.run_dir}",
-            stop.exit_code,
-        )
-
-    def _nonfinite(self, epoch: int, batch: int, batches: int) -> LstmCliError:
-        last = self.checkpoints / "last.pt"
-        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint yet"
-        return LstmCliError(
-            f"non-finite loss or gradient at epoch {epoch}, step {batch} of {batches};"
-            f" {kept} (trainer.on_nonfinite=skip_batch skips such batches)"
-        )
-
-    def finish(self, started: float) -> Results:
-        """Score the test split with the best weights and its baselines; rank 0 writes
-        results.json (and the TensorBoard hyperparameters)."""
-        trainer, best = self.config.trainer, self.progress.best
-        if self.best_state:  # empty only when no epoch ever improved (a NaN monitor)
-            self.trainee.model.load_state_dict(self.best_state)
-        test = self._score(self.data.test)
-        comparison = compare(test, self.data, self.data.test, self.loss_fn, trainer.batch_size * 4)
-        warnings = warnings_for(comparison, "test", self.data.task, best.epoch, self.progress.epoch)
-        results = {
-            "run_dir": str(self.run_dir.resolve()),
-            "dataset": self.config.dataset.name,
-            "task": self.data.task,
-            "monitor": trainer.monitor,
-            "best_epoch": best.epoch,
-            "best_value": best.value,
-            "epochs_completed": self.progress.epoch,
-            "stopped_early": self.progress.epoch < trainer.max_epochs,
-            "test": {f"test/{name}": value for name, value in test.items()},
-            **comparison.to_dict("test"),
-            "warnings": warnings,
-            "parameters": sum(p.numel() for p in self.trainee.model.parameters()),
-            "wall_seconds": round(time.time() - started, 3),
-            "data_load_seconds": self.data_load_seconds,
-            **peak_memory_mib(self.device),
-            "best_checkpoint": str((self.checkpoints / "best.pt").resolve()),
-            "tool_version": __version__,
-        }
-        if self.world.is_main:
-            write_json_atomic(self.run_dir / "results.json", results)
-            if self.tensorboard is not None:
-                final = {trainer.monitor: best.value, **results["test"]}
-                self.tensorboard.hyperparameters(self.values, final)
-        return Results(results, comparison, warnings)
 
     def close_logs(self) -> None:
         """However the run ends: TensorBoard's files flushed."""

@@ -91,10 +91,12 @@ def _one_cycle(total: int, warmup: int, peak: float) -> Callable[[int], float]:
     return factor
 
 
-def step_scheduler(scheduler: Scheduler | None, monitored: float) -> None:
-    """At an epoch's end: per-epoch schedulers move on (per-step ones moved every step)."""
+def step_scheduler(scheduler: Scheduler | None, monitored: float | None) -> None:
+    """At an epoch's end: per-epoch schedulers move on (per-step ones moved every step);
+    plateau only with a monitored value (a refit has none: its rate stays)."""
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        scheduler.step(monitored)
+        if monitored is not None:
+            scheduler.step(monitored)
     elif scheduler is not None and not isinstance(scheduler, PerStepScheduler):
         scheduler.step()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,17 +20,30 @@ import torch
 from torch import Tensor, nn
 
 from lstm_cli.common.distributed import World, gather_rows, my_rows
+from lstm_cli.common.errors import CheckpointError
 from lstm_cli.data.splits import PreparedData
 from lstm_cli.model.network import CarriedState, ModelSpec
+from lstm_cli.runs.checkpoint import load_checkpoint
 from lstm_cli.training.early_stopping import BestTracker
 from lstm_cli.training.optim import Scheduler
 from lstm_cli.training.step import EpochSums
 
 
 @dataclass
+class RefitProgress:
+    """`trainer.refit`: epochs over the training and validation data together, planned
+    when validation chose its best epoch (`steps` optimizer steps), and those done."""
+
+    epochs: int
+    steps: int
+    done: int = 0
+
+
+@dataclass
 class TrainingProgress:
     """Counters of a run; `shuffle_state` is what the epoch in progress is shuffled from,
-    `carried` the LSTM state its parallel streams have reached (trainer.tbptt on text)."""
+    `carried` the LSTM state its parallel streams have reached (trainer.tbptt on text).
+    `epoch` counts the validated epochs; a refit's epochs count in `refit` alone."""
 
     shuffle_state: Tensor
     sums: EpochSums
@@ -40,6 +54,7 @@ class TrainingProgress:
     rows: list[dict[str, Any]] = field(default_factory=list)
     carried: CarriedState | None = None
     all_streams: tuple[Tensor, Tensor] | None = None  # every rank's carried rows, to save
+    refit: RefitProgress | None = None  # None until the validated epochs are over
 
     def gather_on_main(self, world: World) -> None:
         """Before a checkpoint, on every rank: rank 0's sums become all ranks', and the
@@ -58,6 +73,28 @@ class Trainee:
     scheduler: Scheduler | None
     shuffle: torch.Generator
     scaler: torch.amp.GradScaler | None = None
+
+
+def agreeing_best(path: Path, recorded: int) -> dict[str, Any]:
+    """best.pt's weights, checked against the best epoch last.pt records: best.pt is
+    written first, so it is that epoch's or, killed between the writes, the next one's or
+    the refit's (which the resumed run redoes). Anything else was changed by hand."""
+    if not path.exists():
+        if recorded:
+            raise CheckpointError(
+                f"{path} is missing, but checkpoints/last.pt records a best epoch"
+                f" ({recorded}); restore it or start a new run"
+            )
+        return {}
+    best = load_checkpoint(path)
+    if best.get("refit"):
+        return {}
+    if best["epoch"] < recorded:
+        raise CheckpointError(
+            f"{path} holds epoch {best['epoch']}, but checkpoints/last.pt records the best"
+            f" at epoch {recorded}: the two disagree; restore them or start a new run"
+        )
+    return best["model_state"] if best["epoch"] == recorded else {}
 
 
 def checkpoint_payload(
@@ -82,6 +119,7 @@ def checkpoint_payload(
         "carried_state": [t.cpu() for t in progress.all_streams or ()],
         "rows": progress.rows,
         "best": asdict(progress.best),
+        "refit": asdict(progress.refit) if progress.refit else None,
         "config": config,
         "task": data.task,
         "preprocessing": data.preprocessing,
@@ -143,6 +181,7 @@ def restore(
         batch_in_epoch=payload["batch_in_epoch"],
         rows=list(payload["rows"]),
         carried=carried_state(payload.get("carried_state"), device, world),
+        refit=RefitProgress(**payload["refit"]) if payload.get("refit") else None,
     )
 
 
