@@ -76,7 +76,7 @@ class Training:
         self.config, self.values, self.run_dir, self.world = config, values, run_dir, world
         self.checkpoints = run_dir / "checkpoints"
         if world.is_main:
-            remove_leftovers(self.checkpoints, ("last.pt", "best.pt"))
+            remove_leftovers(self.checkpoints, ("last.pt", "best.pt", "validated.pt"))
             remove_leftovers(run_dir, ("metrics.csv", "results.json", "status.json"))
         self.device = resolve_device(trainer.device, local_rank=world.local_rank)
         self.reporter = Reporter(console=world.is_main)

@@ -49,13 +49,7 @@ def finish(training: Training, started: float) -> Results:
         "epochs_completed": progress.epoch,
         "stopped_early": progress.epoch < trainer.max_epochs,
         "test": {f"test/{name}": value for name, value in test.items()},
-        "refit": None if refit is None else {
-            "epochs": refit.epochs,
-            "steps": refit.steps,
-            "sequences": len(training.train_split),
-            "validated_test": {f"test/{k}": v for k, v in _validated_test(training).items()},
-            "validated_checkpoint": str((checkpoints / "validated.pt").resolve()),
-        },
+        "refit": None if refit is None else _refit_record(training),
         **comparison.to_dict("test"),
         "warnings": warnings,
         "parameters": sum(p.numel() for p in training.trainee.model.parameters()),
@@ -64,13 +58,26 @@ def finish(training: Training, started: float) -> Results:
         **peak_memory_mib(training.device),
         "best_checkpoint": str((checkpoints / "best.pt").resolve()),
         "tool_version": __version__,
-    }  # fmt: skip
+    }
     if training.world.is_main:
         write_json_atomic(training.run_dir / "results.json", results)
         if training.tensorboard is not None:
             final = {trainer.monitor: best.value, **results["test"]}
             training.tensorboard.hyperparameters(training.values, final)
     return Results(results, comparison, warnings)
+
+
+def _refit_record(training: Training) -> dict[str, Any]:
+    """What the refit did, and what the weights validation chose score on the test split."""
+    refit, validated = training.progress.refit, training.checkpoints / "validated.pt"
+    assert refit is not None
+    return {
+        "epochs": refit.epochs,
+        "steps": refit.steps,
+        "sequences": len(training.train_split),
+        "validated_test": {f"test/{k}": v for k, v in _validated_test(training).items()},
+        "validated_checkpoint": str(validated.resolve()),
+    }
 
 
 def _validated_test(training: Training) -> dict[str, float]:
