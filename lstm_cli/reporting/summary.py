@@ -72,7 +72,8 @@ def _refit_rows(refit: dict[str, Any] | None) -> dict[str, Any]:
     if refit is None:
         return {}
     scores = ", ".join(f"{name} {value:.6g}" for name, value in refit["validated_test"].items())
-    return {"refit": f"{refit['steps']} steps on {refit['sequences']}", "before refit": scores}
+    steps = f"{refit['steps']} steps on {refit['sequences']} sequences"
+    return {"refit": steps, "before refit": scores}
 
 
 def _augmentation(config: AugmentConfig) -> str:
