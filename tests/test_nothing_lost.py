@@ -48,14 +48,6 @@ def run_patched(workdir: Path, patch: str, *args: str) -> subprocess.CompletedPr
     )
 
 
-def killed_after_writing(workdir: Path, name: str, epoch: int, *args: str) -> int:
-    """`lstm-train train ARGS`, ended without any cleanup right after checkpoint `name` of
-    `epoch` is written (epoch 0: before the first checkpoint is written at all)."""
-    if epoch == 0:
-        return killed_when(workdir, "True", *args, before=True)
-    return killed_when(workdir, f'path.name == {name!r} and payload["epoch"] == {epoch}', *args)
-
-
 def killed_when(workdir: Path, condition: str, *args: str, before: bool = False) -> int:
     """`lstm-train train ARGS`, ended without any cleanup when a checkpoint is written (or
     about to be, `before`) whose `path` and `payload` meet `condition`."""
@@ -71,6 +63,20 @@ def killed_when(workdir: Path, condition: str, *args: str, before: bool = False)
         loop.save_checkpoint = save_then_die
         """
     return run_patched(workdir, patch, *args).returncode
+
+
+def killed_then_resumed(workdir: Path, args: tuple[str, ...], condition: str) -> tuple[Path, Path]:
+    """The run of `args` uninterrupted, and again killed when a checkpoint meeting
+    `condition` is written (see `killed_when`), then resumed: (that run, the whole one)."""
+    whole, killed = workdir / "whole", workdir / "killed"
+    whole.mkdir()
+    killed.mkdir()
+    assert run_cli("train", *args, cwd=whole).returncode == 0
+    assert killed_when(killed, condition, *args) == 137
+    run_dir = next((killed / "outputs/train").glob("20*"))
+    resumed = run_cli("train", *args, f"resume={run_dir}", cwd=killed)
+    assert resumed.returncode == 0, resumed.stderr
+    return run_dir, (whole / "outputs/train/latest").resolve()
 
 
 def assert_same_checkpoints(run_dir: Path, expected: Path, *names: str) -> None:
@@ -156,16 +162,8 @@ def test_resuming_a_run_that_is_still_training_is_refused(tmp_path):
 def test_a_kill_between_the_checkpoint_writes_resumes_to_the_same_best_and_results(
     tmp_path, kill_after
 ):
-    whole = tmp_path / "whole"
-    whole.mkdir()
-    assert run_cli("train", *SMALL, cwd=whole).returncode == 0
-    expected = (whole / "outputs/train/latest").resolve()
-    killed = tmp_path / "killed"
-    killed.mkdir()
-    assert killed_after_writing(killed, kill_after, 3, *SMALL) == 137  # the last, best epoch
-    run_dir = next((killed / "outputs/train").glob("20*"))
-    resumed = run_cli("train", *SMALL, f"resume={run_dir}", cwd=killed)
-    assert resumed.returncode == 0, resumed.stderr
+    last_best_epoch = f'path.name == {kill_after!r} and payload["epoch"] == 3'
+    run_dir, expected = killed_then_resumed(tmp_path, SMALL, last_best_epoch)
     assert_same_checkpoints(run_dir, expected, "best.pt", "last.pt")
     results, reference = read_json(run_dir / "results.json"), read_json(expected / "results.json")
     assert results["best_epoch"] == reference["best_epoch"]
@@ -175,7 +173,7 @@ def test_a_kill_between_the_checkpoint_writes_resumes_to_the_same_best_and_resul
 def test_latest_moves_only_to_a_run_that_has_a_checkpoint(tmp_path):
     assert run_cli("train", *SMALL, cwd=tmp_path).returncode == 0
     good = (tmp_path / "outputs/train/latest").resolve()
-    assert killed_after_writing(tmp_path, "last.pt", 0, *SMALL) == 137
+    assert killed_when(tmp_path, "True", *SMALL, before=True) == 137  # before any checkpoint
     assert (tmp_path / "outputs/train/latest").resolve() == good
     evaluated = run_cli("evaluate", "run_dir=outputs/train/latest", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
@@ -370,16 +368,8 @@ def test_a_run_killed_in_its_refit_resumes_to_the_same_weights_and_results(tmp_p
         "trainer.min_steps=0",
         "trainer.checkpoint_every_steps=2",
     )
-    whole = tmp_path / "whole"
-    whole.mkdir()
-    assert run_cli("train", *args, cwd=whole).returncode == 0
-    expected = (whole / "outputs/train/latest").resolve()
-    killed = tmp_path / "killed"
-    killed.mkdir()
-    assert killed_when(killed, f"path.name == {name!r} and refit and {moment}", *args) == 137
-    run_dir = next((killed / "outputs/train").glob("20*"))
-    resumed = run_cli("train", *args, f"resume={run_dir}", cwd=killed)
-    assert resumed.returncode == 0, resumed.stderr
+    condition = f"path.name == {name!r} and refit and {moment}"
+    run_dir, expected = killed_then_resumed(tmp_path, args, condition)
     assert_same_checkpoints(run_dir, expected, "best.pt", "last.pt", "validated.pt")
     results, reference = read_json(run_dir / "results.json"), read_json(expected / "results.json")
     assert results["test"] == reference["test"]
