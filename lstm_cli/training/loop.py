@@ -233,10 +233,8 @@ class Training:
             "sequences_per_second": len(self.data.train) / max(seconds, 1e-9),
         }
         progress.rows.append(row)
-        progress.epoch, progress.batch_in_epoch = epoch, 0
-        progress.shuffle_state = self.trainee.shuffle.get_state()
-        progress.sums = EpochSums.zeros(self.device)
-        progress.carried = CarriedState() if progress.carried else None  # streams restart
+        progress.epoch = epoch
+        progress.next_epoch(self.trainee.shuffle.get_state())
         if improved:  # best.pt first: the last.pt that records it must never precede it
             self._save("best.pt")
             self.best_state = {
@@ -299,8 +297,7 @@ class Training:
         loss = progress.sums.stats()["train/loss"]
         step_scheduler(self.trainee.scheduler, None)
         refit.done += 1
-        progress.batch_in_epoch, progress.shuffle_state = 0, self.trainee.shuffle.get_state()
-        progress.sums = EpochSums.zeros(self.device)
+        progress.next_epoch(self.trainee.shuffle.get_state())
         if refit.done == refit.epochs:
             self._save("best.pt")
         self._save("last.pt")

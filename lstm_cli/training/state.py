@@ -56,6 +56,13 @@ class TrainingProgress:
     all_streams: tuple[Tensor, Tensor] | None = None  # every rank's carried rows, to save
     refit: RefitProgress | None = None  # None until the validated epochs are over
 
+    def next_epoch(self, shuffle_state: Tensor) -> None:
+        """An epoch is over: the next starts at its first batch, shuffled from
+        `shuffle_state`, with fresh sums; text streams restart from their beginnings."""
+        self.batch_in_epoch, self.shuffle_state = 0, shuffle_state
+        self.sums = EpochSums.zeros(self.sums.values.device)
+        self.carried = CarriedState() if self.carried else None
+
     def gather_on_main(self, world: World) -> None:
         """Before a checkpoint, on every rank: rank 0's sums become all ranks', and the
         carried state of every rank's streams is gathered, in stream order, to be saved."""
