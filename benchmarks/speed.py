@@ -178,22 +178,33 @@ def variable_length(sequences: int, device: torch.device) -> dict[str, float]:
     return speeds
 
 
-def bidirectional(sequences: int, device: torch.device) -> dict[str, float]:
+def bidirectional(
+    rounds: int, sequences: int, device: torch.device
+) -> tuple[dict[str, float], list[float]]:
     """One direction against two on a 12-channel set of 7-29 steps, with the default
     network size (model=small: 64 units, one layer) and bucketing: two directions are twice
     the work, so 0.5x is the most they can reach. (Two layers are more than twice: the
-    second layer's input doubles too.)"""
+    second layer's input doubles too.) The cases alternate epoch by epoch, so that a change
+    of the machine's pace between them shows in every case alike: the medians, and the
+    ratio one direction / bidirectional of each round."""
     data = workload(sequences, variable=True, device=device, shape=(7, 29, 12))
-    speeds = {}
-    for name, both, packed in (
-        ("one direction", False, False),
-        ("bidirectional", True, False),
-        ("bidirectional packed", True, True),
-    ):
-        ours = Ours(device, packed=packed, bidirectional=both, shape=(12, 64, 1))
+    cases = {
+        name: Ours(device, packed=packed, bidirectional=both, shape=(12, 64, 1))
+        for name, both, packed in (
+            ("one direction", False, False),
+            ("bidirectional", True, False),
+            ("bidirectional packed", True, True),
+        )
+    }
+    for ours in cases.values():
         ours.epoch(data, bucket=True)  # warm-up
-        speeds[name] = statistics.median(ours.epoch(data, bucket=True) for _ in range(3))
-    return speeds
+    measured: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, ours in cases.items():
+            measured[name].append(ours.epoch(data, bucket=True))
+    one, both = measured["one direction"], measured["bidirectional"]
+    per_round = [x / y for x, y in zip(one, both, strict=True)]
+    return {name: statistics.median(speeds) for name, speeds in measured.items()}, per_round
 
 
 def prediction(rounds: int, sequences: int, device: torch.device) -> tuple[float, float, list]:
@@ -278,8 +289,12 @@ def main() -> None:
     )
     print(relative("precision", precisions(options.rounds, data, device), "32"))
     print(relative("variable lengths 20-100", variable_length(options.sequences, device), "padded"))
-    lengths_7_29 = bidirectional(options.sequences, device)
-    print(relative("12 channels, lengths 7-29, 64x1, bucketed", lengths_7_29, "one direction"))
+    lengths_7_29, fewer = bidirectional(options.rounds * 3, options.sequences, device)
+    print(
+        relative("12 channels, lengths 7-29, 64x1, bucketed", lengths_7_29, "one direction")
+        + f"; one direction / bidirectional per round: median {statistics.median(fewer):.2f}x"
+        f" (min {min(fewer):.2f}x, max {max(fewer):.2f}x, {len(fewer)} rounds)"
+    )
     hand, ours, per_round = prediction(options.rounds * 3, options.sequences, device)
     print(
         f"prediction at batch 256: hand-written {hand:.0f} seq/s, lstm-train {ours:.0f} seq/s,"

@@ -22,6 +22,14 @@ def test_scaler_round_trip_and_constant_columns():
     assert abs(float(standard[:, 0].mean())) < 1e-12
 
 
+def test_scaling_a_chunk_at_a_time_gives_the_values_of_scaling_whole():
+    values = torch.randn(1001, 3, dtype=torch.float64) * 1e3 + 7
+    scaler = Scaler.fit("standard", values)
+    chunked = scaler.transform_to_float32(values, rows=100)  # 11 chunks, the last short
+    assert chunked.dtype == torch.float32
+    assert torch.equal(chunked, scaler.transform(values).float())
+
+
 def test_batch_order_covers_every_sample_once_and_is_seeded():
     lengths = torch.randint(1, 50, (103,))
     for bucket in (False, True):

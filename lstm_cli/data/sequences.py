@@ -97,7 +97,7 @@ def _one_label_per_sequence(
 
 def scale_features(raw: RawSequences, state: dict[str, Any]) -> Tensor:
     """Every step's features scaled, as float32, still end to end."""
-    return Scaler(**state["scaler"]).transform(raw.steps).float()
+    return Scaler(**state["scaler"]).transform_to_float32(raw.steps)
 
 
 def stratified_split(
