@@ -71,6 +71,19 @@ ARROW_READ = textwrap.dedent(
 )
 
 
+# Touches fresh memory in a new process: on a virtual machine whose host backs guest memory
+# lazily, the first touch of gigabytes can cost seconds that a run's time at 10x includes.
+FRESH_MEMORY = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    started = time.perf_counter()
+    np.ones(int(float(sys.argv[1]) * 2**20), dtype=np.uint8)
+    print(time.perf_counter() - started)
+    """
+)
+
+
 def blocks(sequences: int) -> Iterator[pa.Table]:
     """`series_id, step, f0..f7, label`: one row per step, BLOCK sequences at a time;
     features rounded to 5 decimals, as a CSV export would write them."""
@@ -154,6 +167,31 @@ def arrow_floor(path: Path) -> dict[str, float]:
         text=True,
     )
     return json.loads(result.stdout)
+
+
+def fresh_memory_seconds(mebibytes: float) -> float:
+    """Seconds a new process takes to touch `mebibytes` of memory for the first time."""
+    command = [sys.executable, "-c", FRESH_MEMORY, str(mebibytes)]
+    return float(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+
+
+def growth(sizes: list[float], measured: dict[str, list[dict]]) -> None:
+    """Time to data ready and peak memory from the smallest size to the largest, and what
+    touching the first run's peak memory afresh costs this machine at each size."""
+    if len(sizes) < 2 or any("failed" in figures for figures in measured["first run"]):
+        return
+    times = {"first run": "load", "cached run": "load", "pyarrow": "seconds"}
+    print(f"\ngrowth {sizes[0]:g}x -> {sizes[-1]:g}x ({sizes[-1] / sizes[0]:g}x the data):")
+    for name, key in times.items():
+        first, last = measured[name][0], measured[name][-1]
+        print(
+            f"  {name}: time {last[key] / first[key]:.1f}x,"
+            f" memory {last['peak_mib'] / first['peak_mib']:.1f}x"
+        )
+    for size, figures in zip(sizes, measured["first run"], strict=True):
+        mib = figures["peak_mib"]
+        seconds = fresh_memory_seconds(mib)
+        print(f"  {size:g}x: touching {mib:.0f} MiB of fresh memory took {seconds:.2f} s here")
 
 
 @contextlib.contextmanager
@@ -261,6 +299,7 @@ def main() -> None:
             for name, figures in (("first run", first), ("cached run", cached), ("pyarrow", floor)):
                 measured[name].append(figures)
             path.unlink()
+        growth(args.sizes, measured)
         if args.streamed:
             sequences = int(SEQUENCES * args.streamed)
             path = root / f"long_{args.streamed:g}x.parquet"

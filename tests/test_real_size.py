@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 import subprocess
 import sys
+import threading
 from subprocess import PIPE
 
 import numpy as np
@@ -17,6 +20,7 @@ from conftest import run_cli
 
 from lstm_cli.common.errors import DataError
 from lstm_cli.config.validate import option_config
+from lstm_cli.data import cache as data_cache
 from lstm_cli.data import load_dataset
 from lstm_cli.data.splits import RaggedSplit, SequenceSplit
 
@@ -137,7 +141,63 @@ def test_ragged_batches_equal_padded_ones():
 
 
 def cached_load(path, cache):
-    return load_dataset(sequences_config(path), cache=cache)
+    data = load_dataset(sequences_config(path), cache=cache)
+    data_cache.wait_for_fills()
+    return data
+
+
+def entries(cache):
+    return [p for p in cache.iterdir() if p.is_dir()]
+
+
+def test_a_run_gets_its_data_while_its_cache_entry_is_written(tmp_path, monkeypatch):
+    """The entry is written by a background thread; the caller does not wait for it."""
+    path, cache = tmp_path / "s.csv", tmp_path / "cache"
+    write_rows(path, long_rows())
+    may_write = threading.Event()
+    write = data_cache._write
+
+    def held_back(*args):
+        assert may_write.wait(timeout=60)
+        return write(*args)
+
+    monkeypatch.setattr(data_cache, "_write", held_back)
+    data = load_dataset(sequences_config(path), cache=cache)  # returns with the write held
+    assert entries(cache) == []
+    may_write.set()
+    data_cache.wait_for_fills()
+    assert len(entries(cache)) == 1
+    assert_same_data(cached_load(path, cache), data)
+
+
+def test_a_cache_that_cannot_be_written_warns_and_the_data_still_comes(
+    tmp_path, monkeypatch, caplog
+):
+    path, cache = tmp_path / "s.csv", tmp_path / "cache"
+    write_rows(path, long_rows())
+
+    def disk_full(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(data_cache, "_write", disk_full)
+    with caplog.at_level(logging.WARNING, logger="lstm_cli.data"):
+        data = cached_load(path, cache)
+    assert_same_data(data, load_dataset(sequences_config(path)))
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "could not be cached" in warning and "No space left" in warning
+    assert entries(cache) == []
+
+
+def test_a_killed_builds_leftovers_are_removed_when_the_entry_is_built(tmp_path):
+    path, cache = tmp_path / "s.csv", tmp_path / "cache"
+    write_rows(path, long_rows())
+    (entry,) = (cached_load(path, cache), *entries(cache))[1:]
+    leftover = cache / f".{entry.name}.k1ll3d"  # what a SIGKILL during a build leaves
+    leftover.mkdir()
+    (leftover / "steps.bin").write_bytes(b"half")
+    shutil.rmtree(entry)
+    cached_load(path, cache)
+    assert not leftover.exists() and entries(cache) == [entry]
 
 
 def test_the_cache_parses_once_then_maps(tmp_path, caplog):
@@ -221,8 +281,10 @@ def test_train_uses_the_cache_under_the_output_root_unless_told_not_to(tmp_path)
     for extra in ("trainer.max_epochs=1", "trainer.max_epochs=1"):
         result = run_cli("train", *args, extra, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
-    log = (tmp_path / "outputs/train/latest/train.log").read_text()
-    assert "mapped from the cache" in log
+    runs = sorted(p for p in (tmp_path / "outputs/train").iterdir() if not p.is_symlink())
+    first, second = (run / "train.log" for run in runs)
+    assert "parsed and cached" in first.read_text()  # the run waited for its entry to end
+    assert "mapped from the cache" in second.read_text()
     assert (tmp_path / "outputs/cache").is_dir()
     (tmp_path / "x").mkdir()
     (tmp_path / "x/s.csv").write_bytes((tmp_path / "s.csv").read_bytes())

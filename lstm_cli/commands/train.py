@@ -25,6 +25,7 @@ from lstm_cli.common.distributed import World, join_process_group, leave_process
 from lstm_cli.common.errors import Interrupted, describe
 from lstm_cli.config.checks import loss_for_task, validate_train_config
 from lstm_cli.config.validate import resolve
+from lstm_cli.data.cache import wait_for_fills
 from lstm_cli.data.files import absolute_paths
 from lstm_cli.reporting import plots
 from lstm_cli.reporting.summary import show_results, show_start
@@ -84,6 +85,7 @@ def _train(cfg: DictConfig, run_dir: Path, world: World, started: float) -> floa
         status(run_dir, "failed", error=describe(err))
         raise
     finally:
+        wait_for_fills()  # the cache entry this run writes is in place, and its log says so
         if training is not None:
             _close(training)
         leave_process_group()
