@@ -299,7 +299,6 @@ def main() -> None:
             for name, figures in (("first run", first), ("cached run", cached), ("pyarrow", floor)):
                 measured[name].append(figures)
             path.unlink()
-        growth(args.sizes, measured)
         if args.streamed:
             sequences = int(SEQUENCES * args.streamed)
             path = root / f"long_{args.streamed:g}x.parquet"
@@ -319,16 +318,18 @@ def main() -> None:
                     f" {need / 2**30:.0f} GiB, {available / 2**30:.0f} GiB available | | | | |",
                     flush=True,
                 )
-                return _plot_if_asked(args, measured)
+                return _finish(args, measured)
             in_memory = lstm_train(path, workdir, "data.streaming=false", "data.cache=false")
             print(row(label, source, "in memory, no cap", in_memory, None), flush=True)
             if "failed" not in streamed and "failed" not in in_memory:
                 ratio = streamed["sequences_per_second"] / in_memory["sequences_per_second"]
                 print(f"\nstreamed training throughput: {ratio:.2f}x in memory", flush=True)
-    _plot_if_asked(args, measured)
+    _finish(args, measured)
 
 
-def _plot_if_asked(args: argparse.Namespace, measured: dict[str, list[dict]]) -> None:
+def _finish(args: argparse.Namespace, measured: dict[str, list[dict]]) -> None:
+    """Below the table: the growth from size to size, then the plot if asked for."""
+    growth(args.sizes, measured)
     if args.plot:
         plot(args.plot, args.sizes, measured)
         print(f"plot: {args.plot}")

@@ -131,7 +131,7 @@ def _fill(
 
     try:
         _build(folder, key, path, parsing, build)
-    except OSError as err:  # a full disk costs the next run a parse, never this run
+    except Exception as err:  # a full disk costs the next run a parse, never this run
         log.warning("data: %s could not be cached in %s (%s)", path, folder, err)
     finally:
         _unlock(lock)
