@@ -101,11 +101,11 @@ def cached_sequences(
     lock = _lock(folder / f"{key}.lock")
     try:
         entry = _checked(folder / key, path)
-        raw = entry.raw(str(path)) if entry else read()
+        raw = entry.raw(str(path)) if entry is not None else read()
     except BaseException:
         _unlock(lock)
         raise
-    if entry:
+    if entry is not None:
         _unlock(lock)
         return raw
     filling = threading.Thread(
@@ -125,6 +125,8 @@ def wait_for_fills() -> None:
 def _fill(
     folder: Path, key: str, path: Path, parsing: dict[str, Any], raw: RawSequences, lock: int
 ) -> None:
+    """Write `raw` as the entry `key`, then release the lock its reader took."""
+
     def build(stream: Any) -> tuple[np.ndarray, list[str], list[str] | None]:
         np.ascontiguousarray(raw.steps.numpy(), dtype=STEP_TYPE).tofile(stream)
         return raw.lengths.numpy(), raw.ids, raw.labels
