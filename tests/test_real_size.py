@@ -191,7 +191,8 @@ def test_a_cache_that_cannot_be_written_warns_and_the_data_still_comes(
 def test_a_killed_builds_leftovers_are_removed_when_the_entry_is_built(tmp_path):
     path, cache = tmp_path / "s.csv", tmp_path / "cache"
     write_rows(path, long_rows())
-    (entry,) = (cached_load(path, cache), *entries(cache))[1:]
+    cached_load(path, cache)
+    (entry,) = entries(cache)
     leftover = cache / f".{entry.name}.k1ll3d"  # what a SIGKILL during a build leaves
     leftover.mkdir()
     (leftover / "steps.bin").write_bytes(b"half")
@@ -211,21 +212,21 @@ def test_the_cache_parses_once_then_maps(tmp_path, caplog):
     assert sum("mapped from the cache" in line for line in said) == 1
     assert_same_data(first, second)
     assert_same_data(first, load_dataset(sequences_config(tmp_path / "s.csv")))
-    assert len([p for p in cache.iterdir() if p.is_dir()]) == 1
+    assert len(entries(cache)) == 1
 
 
 def test_an_edited_file_replaces_its_stale_entry(tmp_path):
     path, cache = tmp_path / "s.csv", tmp_path / "cache"
     write_rows(path, long_rows(seed=0))
     cached_load(path, cache)
-    (old_entry,) = [p for p in cache.iterdir() if p.is_dir()]
+    (old_entry,) = entries(cache)
     write_rows(path, long_rows(seed=1))
     assert_same_data(cached_load(path, cache), load_dataset(sequences_config(path)))
-    entries = [p for p in cache.iterdir() if p.is_dir()]
-    assert len(entries) == 1 and entries[0] != old_entry
+    (new_entry,) = entries(cache)
+    assert new_entry != old_entry
     # another parsing key is another entry, and the first one stays
     load_dataset(sequences_config(path, features=["a"]), cache=cache)
-    assert len([p for p in cache.iterdir() if p.is_dir()]) == 2
+    assert len(entries(cache)) == 2
 
 
 @pytest.mark.parametrize("damage", ["flipped byte", "truncated", "manifest"])
@@ -233,7 +234,7 @@ def test_a_damaged_entry_is_rebuilt_never_trusted(tmp_path, caplog, damage):
     path, cache = tmp_path / "s.csv", tmp_path / "cache"
     write_rows(path, long_rows())
     expected = cached_load(path, cache)
-    (entry,) = [p for p in cache.iterdir() if p.is_dir()]
+    (entry,) = entries(cache)
     steps = entry / "steps.bin"
     if damage == "flipped byte":
         content = bytearray(steps.read_bytes())
@@ -271,7 +272,7 @@ def test_two_processes_building_at_once_parse_once(tmp_path):
     said = "".join(stderr for _, stderr in outputs)
     assert said.count("parsed and cached") == 1 and said.count("mapped from the cache") == 1
     assert outputs[0][0] == outputs[1][0]
-    assert len([p for p in cache.iterdir() if p.is_dir()]) == 1
+    assert len(entries(cache)) == 1
     assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no half-built entry
 
 

@@ -96,9 +96,7 @@ def cached_sequences(
 ) -> RawSequences:
     """The sequences of `path` from the cache in `folder`; on a miss, read into memory by
     `read` and returned at once, while a background thread writes them to the cache."""
-    key, parsing = _entry_key(path, state)
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = _lock(folder / f"{key}.lock")
+    key, parsing, lock = _locked_key(folder, path, state)
     try:
         entry = _checked(folder / key, path)
         raw = entry.raw(str(path)) if entry is not None else read()
@@ -141,19 +139,19 @@ def _fill(
 
 def cached_entry(folder: Path, path: Path, state: dict[str, Any], build: Builder) -> Entry:
     """The checked entry of `path` read as `state` says, made by `build` on a miss."""
-    key, parsing = _entry_key(path, state)
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = _lock(folder / f"{key}.lock")
+    key, parsing, lock = _locked_key(folder, path, state)
     try:
         return _checked(folder / key, path) or _build(folder, key, path, parsing, build)
     finally:
         _unlock(lock)
 
 
-def _entry_key(path: Path, state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The entry's name, and the parsing keys it was named by."""
+def _locked_key(folder: Path, path: Path, state: dict[str, Any]) -> tuple[str, dict[str, Any], int]:
+    """The entry's name, the parsing keys it was named by, and its lock, taken."""
     parsing = {key: state[key] for key in PARSING_KEYS}
-    return _entry_name(content_digest(path), parsing), parsing
+    key = _entry_name(content_digest(path), parsing)
+    folder.mkdir(parents=True, exist_ok=True)
+    return key, parsing, _lock(folder / f"{key}.lock")
 
 
 def _checked(location: Path, path: Path) -> Entry | None:
