@@ -30,6 +30,17 @@ def test_scaling_a_chunk_at_a_time_gives_the_values_of_scaling_whole():
     assert torch.equal(chunked, scaler.transform(values).float())
 
 
+def test_fitting_on_kept_rows_a_stretch_at_a_time_matches_fitting_on_them_whole():
+    values = torch.randn(1001, 3, dtype=torch.float64) * 1e3 + 7
+    keep = torch.rand(1001) < 0.7
+    for kind in ("standard", "minmax", "none"):
+        whole = Scaler.fit(kind, values[keep], ["a", "b", "c"])
+        stretched = Scaler.fit_rows(kind, values, keep, ["a", "b", "c"], rows=100)
+        torch.testing.assert_close(torch.tensor(stretched.offset), torch.tensor(whole.offset))
+        torch.testing.assert_close(torch.tensor(stretched.scale), torch.tensor(whole.scale))
+        assert Scaler.fit_rows(kind, values, keep, ["a", "b", "c"]) == whole  # one stretch
+
+
 def test_batch_order_covers_every_sample_once_and_is_seeded():
     lengths = torch.randint(1, 50, (103,))
     for bucket in (False, True):

@@ -21,7 +21,7 @@ from conftest import run_cli
 from lstm_cli.common.errors import DataError
 from lstm_cli.config.validate import option_config
 from lstm_cli.data import cache as data_cache
-from lstm_cli.data import load_dataset
+from lstm_cli.data import csv_files, load_dataset, table
 from lstm_cli.data.splits import RaggedSplit, SequenceSplit
 
 
@@ -107,8 +107,37 @@ def test_rows_in_any_order_make_the_same_sequences(tmp_path):
     )
 
 
-def test_a_bad_cell_far_down_a_numeric_column_names_its_line(tmp_path):
-    """Far enough for Arrow to have typed the column as numbers from the first block."""
+def test_a_csv_read_in_pieces_and_parts_makes_the_same_sequences(tmp_path, monkeypatch):
+    """A large CSV is parsed a piece of bytes at a time and converted a part of rows at a
+    time; pieces that end mid-file, a byte-order mark, Windows line ends, blank lines and a
+    last line without its line end change nothing."""
+    lines = [",".join(map(str, row)) for row in long_rows(count=60)]
+    lines[10:10] = ["", ""]
+    text = "\ufeffid,step,a,b,label\r\n" + "\r\n".join(lines)  # no line end at the end
+    (tmp_path / "s.csv").write_bytes(text.encode())
+    whole = load_dataset(sequences_config(tmp_path / "s.csv"))
+    monkeypatch.setattr(csv_files, "PIECE_BYTES", 97)
+    monkeypatch.setattr(table, "PART_ROWS", 7)
+    assert_same_data(load_dataset(sequences_config(tmp_path / "s.csv")), whole)
+
+
+def test_converted_feature_columns_leave_the_table(tmp_path, monkeypatch):
+    """Their memory is freed as the numbers fill (the id and label columns stay)."""
+    monkeypatch.setattr(table, "PART_ROWS", 7)
+    write_rows(tmp_path / "s.csv", long_rows(count=5))
+    read = table.Table.read(tmp_path / "s.csv", text=("id", "label"))
+    expected = np.stack([read.numbers(name, "k") for name in ("a", "b")], axis=1)
+    assert np.array_equal(read.take_numbers(["a", "b"], "k", False, release=True), expected)
+    assert [read.data.column(name).type for name in ("a", "b")] == [pa.null(), pa.null()]
+    assert read.strings("id", "k")[:2] == ["s0", "s0"] and read.data.num_rows == len(expected)
+
+
+@pytest.mark.parametrize("piece_bytes", [64 << 20, 4096])
+def test_a_bad_cell_far_down_a_numeric_column_names_its_line(tmp_path, monkeypatch, piece_bytes):
+    """Far enough for Arrow to have typed the column as numbers from the first block (or
+    the first of many pieces, converted in many parts)."""
+    monkeypatch.setattr(csv_files, "PIECE_BYTES", piece_bytes)
+    monkeypatch.setattr(table, "PART_ROWS", 1000 if piece_bytes == 4096 else table.PART_ROWS)
     lines = ["id,step,a,b,label"] + [",".join(map(str, row)) for row in long_rows(count=9000)]
     bad_line = len(lines) - 3
     cells = lines[bad_line - 1].split(",")
@@ -255,7 +284,7 @@ BUILD = """
 import logging, sys
 from pathlib import Path
 from lstm_cli.config.validate import option_config
-from lstm_cli.data import load_dataset
+from lstm_cli.data import csv_files, load_dataset, table
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 cfg = option_config("dataset", "csv_sequences", path=sys.argv[1], id_column="id")
 data = load_dataset(cfg, cache=Path(sys.argv[2]))

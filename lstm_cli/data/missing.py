@@ -11,17 +11,18 @@ from lstm_cli.common.errors import DataError
 from lstm_cli.data.table import Table
 
 
-def read_columns(table: Table, columns: list[str], key: str, policy: str) -> tuple[Table, Tensor]:
+def read_columns(
+    table: Table, columns: list[str], key: str, policy: str, release: bool = False
+) -> tuple[Table, Tensor]:
     """Numeric columns as [rows, columns] float64, after the policy's first step.
 
     error: any missing cell is an error naming its line and column. drop: rows with a
     missing cell leave the table (the returned one). ffill: missing cells stay NaN here,
-    for `forward_fill` once the rows are in time order.
+    for `forward_fill` once the rows are in time order. `release`: the caller reads these
+    columns no more, so the table lets go of them as they are converted.
     """
     missing_ok = policy != "error"
-    values = torch.empty(table.data.num_rows, len(columns), dtype=torch.float64)
-    for n, column in enumerate(columns):  # one column at a time: no second copy of all
-        values[:, n] = torch.from_numpy(table.numbers(column, key, missing_ok))
+    values = torch.from_numpy(table.take_numbers(columns, key, missing_ok, release))
     if policy == "drop":
         complete = ~values.isnan().any(dim=1)
         if not complete.all():

@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lstm_cli.common.errors import DataError
-from lstm_cli.data.table import FEATHER_SUFFIXES, MISSING_SPELLINGS, PARQUET_SUFFIXES
+from lstm_cli.data.csv_files import MISSING_SPELLINGS
+from lstm_cli.data.table import FEATHER_SUFFIXES, PARQUET_SUFFIXES
 
 BATCH_ROWS = 1 << 16
 

@@ -24,7 +24,7 @@ from lstm_cli.data.labels import canonical_label, class_names, encode_labels, fi
 from lstm_cli.data.missing import forward_fill, read_columns
 from lstm_cli.data.raw import RawSequences
 from lstm_cli.data.scaling import Scaler
-from lstm_cli.data.splits import PreparedData, RaggedSplit, Split, ragged_rows
+from lstm_cli.data.splits import PreparedData, RaggedSplit, Split
 from lstm_cli.data.table import Table
 
 AUTO_STEP = "auto"
@@ -43,7 +43,9 @@ def read_sequences(table: Table, state: dict[str, Any], need_labels: bool) -> Ra
     by sequence (in order of first appearance), sorted by sequence then step (ties keep file
     order). Missing feature cells follow `state["missing"]`; ffill never crosses sequences.
     """
-    table, values = read_columns(table, state["features"], "dataset.features", state["missing"])
+    table, values = read_columns(  # features are never the id, step or label column
+        table, state["features"], "dataset.features", state["missing"], release=True
+    )
     sequence_of_row, ids = table.codes(state["id_column"], "dataset.id_column")
     step_of_row = None
     if state["step_column"]:
@@ -271,7 +273,8 @@ def _fit_scalers(
     plan: SplitPlan, state: dict[str, Any], raw: RawSequences, fit_index: Tensor
 ) -> None:
     """Feature statistics over the training sequences' real steps, never their padding."""
-    starts = torch.cumsum(raw.lengths, 0) - raw.lengths
-    valid_steps = raw.steps[ragged_rows(starts[fit_index], raw.lengths[fit_index])]
-    state["scaler"] = Scaler.fit(plan.scaler, valid_steps, state["features"]).to_dict()
+    chosen = torch.zeros(len(raw.lengths), dtype=torch.bool)
+    chosen[fit_index] = True
+    rows = chosen.repeat_interleave(raw.lengths)
+    state["scaler"] = Scaler.fit_rows(plan.scaler, raw.steps, rows, state["features"]).to_dict()
     fit_target_scaler(plan.scaler, state, raw, fit_index, raw.targets)
