@@ -136,33 +136,33 @@ class Table:
         about PART_ROWS rows at a time. `release` (the caller reads these columns no more):
         each part's copy of them then leaves this table (they become null columns) once
         converted, so the table's numbers and the result never sit in memory whole side by
-        side (a 1.6 GB CSV: 1.2 GB less at the peak, benchmarks/scale.py)."""
+        side (a 1.6 GB CSV: 1.2 GB less at the peak, benchmarks/scale.py). An error leaves
+        the table without its rows."""
         places = [self.index(column, key) for column in columns]
-        schema = self.data.schema
-        values = np.empty((self.data.num_rows, len(columns)))
-        pending = collections.deque(self.data.to_batches())
-        self.data = schema.empty_table()  # `pending` alone holds the rows now
-        kept_schema = schema
+        schema = kept_schema = self.data.schema
         if release:
             for place in places:
                 kept_schema = kept_schema.set(place, pa.field(schema.names[place], pa.null()))
+        values = np.empty((self.data.num_rows, len(columns)))
+        pending = collections.deque(self.data.to_batches())
+        self.data = schema.empty_table()  # `pending` alone holds the rows now
         kept: list[pa.RecordBatch] = []
         first = 0
         while pending:
-            part = [pending.popleft()]
-            while pending and sum(batch.num_rows for batch in part) < PART_ROWS:
+            part, rows = [], 0
+            while pending and rows < PART_ROWS:
                 part.append(pending.popleft())
-            rows = sum(batch.num_rows for batch in part)
+                rows += part[-1].num_rows
             stretch = slice(first, first + rows)
-            piece = Table(
+            part_table = Table(
                 self.path, self.header, pa.Table.from_batches(part, schema), self.positions[stretch]
             )
             for n, column in enumerate(columns):
-                values[stretch, n] = piece.numbers(column, key, missing_ok)
+                values[stretch, n] = part_table.numbers(column, key, missing_ok)
             if release:
                 part = [_without(batch, places, kept_schema) for batch in part]
             kept.extend(part)
-            del piece, part
+            del part_table, part
             pa.default_memory_pool().release_unused()  # the freed part, for the next to use
             first += rows
         self.data = pa.Table.from_batches(kept, kept_schema)
