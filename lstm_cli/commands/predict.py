@@ -28,7 +28,6 @@ from lstm_cli.data import labels, npz, sequences, text
 from lstm_cli.data.files import resolve_path
 from lstm_cli.data.panel import Series, read_panel
 from lstm_cli.data.scaling import Scaler
-from lstm_cli.data.splits import RaggedSplit
 from lstm_cli.reporting import plots
 from lstm_cli.runs.inference import TrainedModel, forecast, generate_text, load_trained
 from lstm_cli.runs.rundir import checkpoint_path, current_run_dir, mark_latest, refuse_to_replace
@@ -166,9 +165,7 @@ def _sequence_rows(
     if raw.labels is not None and state["classes"] is not None:
         labels.encode_labels(raw.labels, state, raw.source, raw.ids)
     everything = torch.arange(len(raw.ids))
-    split = RaggedSplit.of(
-        sequences.scale_features(raw, state), raw.lengths, torch.zeros(len(raw.ids)), everything
-    )
+    split = sequences.scaled_split(raw, state, torch.zeros(len(raw.ids)), everything)
     outputs = predict_outputs(trained.model, split, options.batch_size, device)
     id_key = state.get("id_column", "index")
     if trained.task == "regression":

@@ -18,7 +18,7 @@ from lstm_cli.config.dataset_schema import (
     TextDatasetConfig,
 )
 from lstm_cli.data import forecast, generated, labels, npz, panel, sequences, streamed, text
-from lstm_cli.data.splits import PreparedData, RaggedSplit, Split
+from lstm_cli.data.splits import PreparedData, Split
 
 
 def load_dataset(
@@ -74,7 +74,7 @@ def scored_file(path: Path, dataset: Any, fitted: dict[str, Any]) -> Split:
         raw = sequences.read_sequence_file(path, fitted, need_labels=True)
     y = labels.encode_labels(raw.labels, fitted, raw.source, raw.ids, raw.targets)
     everything = torch.arange(len(raw.ids))
-    return RaggedSplit.of(sequences.scale_features(raw, fitted), raw.lengths, y, everything)
+    return sequences.scaled_split(raw, fitted, y, everything)
 
 
 def check_scorable_kind(given: str, fitted: dict[str, Any]) -> None:

@@ -1,9 +1,8 @@
 """In-memory splits that hand out whole batches by index, never one sample at a time.
 
-A split is either a padded tensor of sequences (`SequenceSplit`), sequences of any length
-stored end to end and padded per batch (`RaggedSplit`), or one long series (`WindowSplit`)
-or many (`PanelWindowSplit`) cut into windows on demand, so that no window is ever copied
-until it is batched.
+A split is a padded tensor of sequences (`SequenceSplit`), sequences of any length end to
+end, padded per batch (`RaggedSplit`), or one long series (`WindowSplit`) or many
+(`PanelWindowSplit`) cut into windows on demand: no window is copied until it is batched.
 """
 
 from __future__ import annotations
@@ -17,6 +16,8 @@ from torch import Tensor
 
 from lstm_cli.config.tasks import Task
 from lstm_cli.data.timeindex import TimeIndex
+
+Take = Callable[[Tensor, Tensor], Tensor] | None  # (steps, rows) -> those rows, copied
 
 
 @dataclass
@@ -32,8 +33,7 @@ class Batch:
     y: Tensor
 
     def to(self, device: torch.device) -> Batch:
-        """Move to `device`; host batches bound for a GPU go through pinned memory, so the
-        copy is asynchronous and overlaps the previous step's kernels."""
+        """Move to `device` (to a GPU through pinned memory: the copy overlaps the last step)."""
         return Batch(_to(self.x, device), self.lengths, _to(self.y, device))
 
 
@@ -87,9 +87,8 @@ class SequenceSplit:
 
 @dataclass
 class RaggedSplit:
-    """Sequences of any length stored end to end: their steps [S, F] and, per sequence, its
-    first step and length. A batch is padded to its own longest sequence when taken, so
-    memory follows the total number of steps, not sequences x the longest one."""
+    """Sequences of any length end to end: steps [S, F], each one's first step and length. A
+    batch is padded to its own longest when taken: memory follows the number of steps."""
 
     steps: Tensor
     starts: Tensor
@@ -97,13 +96,15 @@ class RaggedSplit:
     y: Tensor
 
     @classmethod
-    def of(cls, steps: Tensor, lengths: Tensor, y: Tensor, index: Tensor) -> RaggedSplit:
-        """The sequences at `index` of `steps` (sequences end to end, of `lengths`), their
-        steps copied end to end, so that each split holds only its own."""
-        starts = torch.cumsum(lengths, 0) - lengths
+    def of(
+        cls, steps: Tensor, lengths: Tensor, y: Tensor, index: Tensor, take: Take = None
+    ) -> RaggedSplit:
+        """The sequences at `index`, their steps copied end to end (each split holds its own)
+        as `steps[rows]`, or as `take(steps, rows)`, which may scale them as it copies."""
         chosen = lengths[index]
-        rows = ragged_rows(starts[index], chosen)
-        return cls(steps[rows], torch.cumsum(chosen, 0) - chosen, chosen, y[index])
+        rows = ragged_rows((torch.cumsum(lengths, 0) - lengths)[index], chosen)
+        taken = steps[rows] if take is None else take(steps, rows)
+        return cls(taken, torch.cumsum(chosen, 0) - chosen, chosen, y[index])
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -127,9 +128,8 @@ class RaggedSplit:
 
 
 def padded_positions(starts: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-    """For sequences stored at (starts, lengths): the [B, T] row of each step of a batch
-    padded to its longest (padding points at the sequence's first row) and the mask of
-    real steps."""
+    """For sequences at (starts, lengths): the [B, T] row of each step of a batch padded to
+    its longest (padding points at the sequence's first row), and the mask of real steps."""
     steps = torch.arange(int(lengths.max()) if len(lengths) else 0)
     real = steps < lengths.unsqueeze(1)
     return torch.where(real, starts.unsqueeze(1) + steps, starts.unsqueeze(1)), real
@@ -145,9 +145,9 @@ def ragged_rows(starts: Tensor, lengths: Tensor) -> Tensor:
 class WindowSplit:
     """Windows of a long series, made by index arithmetic when a batch is taken.
 
-    Window i reads inputs[starts[i] : starts[i] + window] and targets
-    [starts[i] + target_offset : ... + target_length]. Forecasting flattens the target
-    window into one vector per sample; language modelling keeps one target per step.
+    Window i reads inputs[starts[i] : starts[i] + window] and targets [starts[i] +
+    target_offset : ... + target_length], flattened to one vector per sample (forecasting)
+    or one target per step (language modelling).
     """
 
     inputs: Tensor
