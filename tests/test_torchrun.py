@@ -40,11 +40,13 @@ def torchrun(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """torchrun with 2 CPU ranks. Rarely (2 of about 60 starts here, never reproduced in
     isolation) a rank aborts inside gloo while the group forms ("terminate called without an
     active exception", SIGABRT) before any training; such an attempt is cleaned away and
-    started once more, and PYTHONFAULTHANDLER makes the ranks print where it happened."""
+    started once more (its run and the cache entries it built removed, so that the second
+    attempt starts as the first did), and PYTHONFAULTHANDLER makes the ranks print where it
+    happened."""
     command = torchrun_command(*args)
-    runs = workdir / "outputs" / "train"
+    runs, cache = workdir / "outputs" / "train", workdir / "outputs" / "cache"
     for attempt in range(2):
-        before = set(runs.iterdir()) if runs.is_dir() else set()
+        before = {p for folder in (runs, cache) if folder.is_dir() for p in folder.iterdir()}
         result = subprocess.run(
             command,
             cwd=workdir,
@@ -56,9 +58,12 @@ def torchrun(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
         aborted = result.returncode != 0 and "Signal 6 (SIGABRT)" in result.stderr
         if not aborted or attempt:
             return result
-        for leftover in set(runs.iterdir()) - before:
-            if not leftover.is_symlink():
+        made = {p for folder in (runs, cache) if folder.is_dir() for p in folder.iterdir()}
+        for leftover in made - before:
+            if leftover.is_dir() and not leftover.is_symlink():
                 shutil.rmtree(leftover)
+            elif not leftover.is_symlink():
+                leftover.unlink()
         latest = runs / "latest"
         if latest.is_symlink() and not latest.exists():
             latest.unlink()
