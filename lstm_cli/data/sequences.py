@@ -66,13 +66,10 @@ def read_sequences(table: Table, state: dict[str, Any], need_labels: bool) -> Ra
 def _row_order(sequence_of_row: np.ndarray, step_of_row: np.ndarray | None) -> np.ndarray | None:
     """Rows sorted by sequence, then step (ties keep file order); None when the file is in
     that order already, as most are, which spares a copy of every value."""
-    later, same = (
-        sequence_of_row[1:] > sequence_of_row[:-1],
-        sequence_of_row[1:] == sequence_of_row[:-1],
-    )
-    in_order = later | same
-    if step_of_row is not None:  # comparisons, not differences: no row-sized numbers made
-        in_order = later | (same & (step_of_row[1:] >= step_of_row[:-1]))
+    before, after = sequence_of_row[:-1], sequence_of_row[1:]
+    in_order = after >= before  # comparisons, not differences: no row-sized numbers made
+    if step_of_row is not None:
+        in_order = (after > before) | ((after == before) & (step_of_row[1:] >= step_of_row[:-1]))
     if in_order.all():
         return None
     keys = [sequence_of_row] if step_of_row is None else [step_of_row, sequence_of_row]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -202,21 +203,18 @@ def _moments(entry: Entry, index: Tensor) -> Moments:
     chosen[index.numpy()] = True
     ends = np.cumsum(lengths)
     row_bytes = entry.feature_count * STEP_TYPE.itemsize
-    total: Moments | None = None
-    first_sequence, first_row = 0, 0
-    with entry.steps_path.open("rb") as stream:
-        while first_sequence < len(lengths):
-            last = max(int(np.searchsorted(ends, first_row + CHUNK_ROWS)), first_sequence + 1)
-            last = min(last, len(lengths))
-            rows = int(ends[last - 1]) - first_row
-            stream.seek(first_row * row_bytes)
-            chunk = np.fromfile(stream, STEP_TYPE, rows * entry.feature_count)
-            keep = np.repeat(chosen[first_sequence:last], lengths[first_sequence:last])
-            chunk = chunk.reshape(rows, entry.feature_count)[keep]
-            if len(chunk):
-                moments = Moments.of(torch.from_numpy(chunk))
-                total = moments if total is None else total.merged(moments)
-            first_sequence, first_row = last, int(ends[last - 1])
-    if total is None:
-        raise DataError(f"{entry.folder}: no training steps to fit the scaler on")
-    return total
+
+    def chunks() -> Iterator[Tensor]:
+        first_sequence, first_row = 0, 0
+        with entry.steps_path.open("rb") as stream:
+            while first_sequence < len(lengths):
+                last = max(int(np.searchsorted(ends, first_row + CHUNK_ROWS)), first_sequence + 1)
+                last = min(last, len(lengths))
+                rows = int(ends[last - 1]) - first_row
+                stream.seek(first_row * row_bytes)
+                chunk = np.fromfile(stream, STEP_TYPE, rows * entry.feature_count)
+                keep = np.repeat(chosen[first_sequence:last], lengths[first_sequence:last])
+                yield torch.from_numpy(chunk.reshape(rows, entry.feature_count)[keep])
+                first_sequence, first_row = last, int(ends[last - 1])
+
+    return Moments.of_chunks(chunks())
