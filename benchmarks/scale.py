@@ -16,7 +16,8 @@ Parquet file and trains on it with `data.streaming=true` inside a memory cap of
 `--cap-mib` (a cgroup made for the run: needs root; otherwise the run is not capped and
 the table says so), beside the same file trained in memory without a cap where that fits
 in this machine's memory (a 100x file does not: it is trained streamed only). `--plot` draws
-time and memory against size. Every ratio compares figures measured in this one run.
+time and memory against size. Every ratio compares figures measured in this one run, and
+every timed process starts after SETTLE_SECONDS of quiet (see there).
 """
 
 from __future__ import annotations
@@ -73,6 +74,13 @@ ARROW_READ = textwrap.dedent(
 
 # Touches fresh memory in a new process: on a virtual machine whose host backs guest memory
 # lazily, the first touch of gigabytes can cost seconds that a run's time at 10x includes.
+# On the 2-core VM this was measured on, a process's freed memory went back to the host
+# within 2-12 s, and touching it again cost about 2.2 s per GB (linear from 0.25 to 3.4 GB);
+# touched again within a second, 0.13 s per GB. So every timed process starts after
+# SETTLE_SECONDS of quiet: a small run otherwise reuses the memory the process before it
+# freed, still backed, while a large one outlasts the window and pays for its memory, and
+# the sizes are not measured alike.
+SETTLE_SECONDS = 20
 FRESH_MEMORY = textwrap.dedent(
     """
     import sys, time
@@ -124,6 +132,7 @@ def lstm_train(
 ) -> dict[str, float]:
     """One epoch of `lstm-train train` on `path` in `workdir`; its figures, or the signal
     that killed it."""
+    settle()
     started = time.perf_counter()
     run = subprocess.run(
         [
@@ -160,6 +169,7 @@ def lstm_train(
 
 
 def arrow_floor(path: Path) -> dict[str, float]:
+    settle()
     result = subprocess.run(
         [sys.executable, "-c", ARROW_READ, str(path), str(FEATURES)],
         check=True,
@@ -171,8 +181,15 @@ def arrow_floor(path: Path) -> dict[str, float]:
 
 def fresh_memory_seconds(mebibytes: float) -> float:
     """Seconds a new process takes to touch `mebibytes` of memory for the first time."""
+    settle()
     command = [sys.executable, "-c", FRESH_MEMORY, str(mebibytes)]
     return float(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+
+
+def settle() -> None:
+    """Quiet before a timed process, so that it starts from the same machine as every other
+    (see SETTLE_SECONDS)."""
+    time.sleep(SETTLE_SECONDS)
 
 
 def growth(sizes: list[float], measured: dict[str, list[dict]]) -> None:

@@ -21,7 +21,7 @@ from conftest import run_cli
 from lstm_cli.common.errors import DataError
 from lstm_cli.config.validate import option_config
 from lstm_cli.data import cache as data_cache
-from lstm_cli.data import csv_files, load_dataset, table
+from lstm_cli.data import csv_files, load_dataset, splits, table
 from lstm_cli.data.splits import RaggedSplit, SequenceSplit
 
 
@@ -149,9 +149,14 @@ def test_a_bad_cell_far_down_a_numeric_column_names_its_line(tmp_path, monkeypat
         load_dataset(sequences_config(tmp_path / "s.csv"))
 
 
-def test_ragged_batches_equal_padded_ones():
+@pytest.mark.parametrize("stretch_rows", [1 << 18, 7, 64])
+def test_ragged_batches_equal_padded_ones(monkeypatch, stretch_rows):
+    """Also copied a few rows at a time: stretches shorter than a sequence, and a last
+    sequence that spans several of them."""
+    monkeypatch.setattr(splits, "STRETCH_ROWS", stretch_rows)
     generator = torch.Generator().manual_seed(0)
     lengths = torch.randint(1, 30, (50,), generator=generator)
+    lengths[-1] = 29
     padded = torch.randn(50, 30, 3, generator=generator)
     padded *= (torch.arange(30) < lengths.unsqueeze(1)).unsqueeze(2)
     y = torch.randint(0, 4, (50,), generator=generator)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 from conftest import read_json, run_cli
 
-from lstm_cli.data.splits import Batch, JoinedSplit, RaggedSplit, SequenceSplit
+from lstm_cli.data.joined import JoinedSplit
+from lstm_cli.data.splits import Batch, RaggedSplit, SequenceSplit
 
 ITALY = (
     "dataset=italy_power",

@@ -31,19 +31,22 @@ def read_columns(
 
 
 def forward_fill(
-    values: Tensor, describe_row: Callable[[int], str], group_start: Tensor | None = None
+    values: Tensor, describe_row: Callable[[int], str], group_sizes: Tensor | None = None
 ) -> Tensor:
     """Carry each column's last valid value forward over NaNs, never across groups.
 
-    `group_start[i]` is the first row of row i's sequence (all zeros: one series). A gap
-    with nothing before it in its group is an error naming that row.
+    `group_sizes`: the rows of each group (sequence, series), groups one after another
+    (None: one group). A gap with nothing before it in its group is an error naming that row.
     """
     missing = values.isnan()
     if not missing.any():
         return values
     rows = torch.arange(len(values)).unsqueeze(1).expand_as(values)
     source = torch.where(missing, torch.full_like(rows, -1), rows).cummax(dim=0).values
-    first = group_start if group_start is not None else torch.zeros(len(values), dtype=torch.long)
+    if group_sizes is None:
+        first = torch.zeros(len(values), dtype=torch.long)
+    else:  # each row's group's first row: made only here, where a gap needs it
+        first = torch.repeat_interleave(torch.cumsum(group_sizes, 0) - group_sizes, group_sizes)
     unfillable = source < first.unsqueeze(1)
     if unfillable.any():
         row = int(unfillable.any(dim=1).nonzero()[0])

@@ -61,9 +61,8 @@ def read_panel(path: Path, state: dict[str, Any], key: str) -> list[Series]:
     series_of_row, ids = table.codes(state["id_column"], "dataset.id_column")
     order = np.argsort(series_of_row, kind="stable")  # by series, each in file order
     sizes = torch.from_numpy(np.bincount(series_of_row, minlength=len(ids)))
-    group_start = (torch.cumsum(sizes, 0) - sizes).repeat_interleave(sizes)
     ordered = values[torch.from_numpy(order)]
-    filled = forward_fill(ordered, lambda n: table.where(int(order[n])), group_start)
+    filled = forward_fill(ordered, lambda n: table.where(int(order[n])), sizes)
     stamps_column = state["time_column"]
     stamps = table.strings(stamps_column, "dataset.time_column") if stamps_column else None
     panel, first = [], 0

@@ -42,24 +42,32 @@ def read_sequences(table: Table, state: dict[str, Any], need_labels: bool) -> Ra
     """Group the rows of a long-format table into sequences, vectorised: rows are numbered
     by sequence (in order of first appearance), sorted by sequence then step (ties keep file
     order). Missing feature cells follow `state["missing"]`; ffill never crosses sequences.
+    Each column leaves the table once read, so that a large file's peak holds few at once.
     """
     table, values = read_columns(  # features are never the id, step or label column
         table, state["features"], "dataset.features", state["missing"], release=True
     )
-    sequence_of_row, ids = table.codes(state["id_column"], "dataset.id_column")
+    id_column, step_column, label_column = (
+        state["id_column"],
+        state["step_column"],
+        state["label_column"],
+    )
+    sequence_of_row, ids = table.codes(id_column, "dataset.id_column")
+    table.release(*{id_column} - {step_column, label_column})
     step_of_row = None
-    if state["step_column"]:
-        step_of_row = table.numbers(state["step_column"], "dataset.step_column")
+    if step_column:
+        step_of_row = table.numbers(step_column, "dataset.step_column")
+        table.release(*{step_column} - {label_column})
     order = _row_order(sequence_of_row, step_of_row)
+    del step_of_row
     if order is not None:
         values = values[torch.from_numpy(order)]
     lengths = torch.from_numpy(np.bincount(sequence_of_row, minlength=len(ids)))
-    group_start = torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
     row_in_file = (lambda row: int(order[row])) if order is not None else int
-    steps = forward_fill(values, lambda row: table.where(row_in_file(row)), group_start)
+    steps = forward_fill(values, lambda row: table.where(row_in_file(row)), lengths)
     labels = None
-    if need_labels or state["label_column"] in table.header:
-        labels = _one_label_per_sequence(table, state["label_column"], sequence_of_row, ids)
+    if need_labels or label_column in table.header:
+        labels = _one_label_per_sequence(table, label_column, sequence_of_row, ids)
     return RawSequences(steps, lengths, ids, labels, str(table.path))
 
 
@@ -82,8 +90,13 @@ def _one_label_per_sequence(
     """Each sequence's label; a row whose label differs from its sequence's first row's is
     an error naming both."""
     label_of_row, names = table.codes(column, "dataset.label_column")
+    table.release(column)
+    # codes count up in order of first appearance: a sequence's first row is one whose
+    # code exceeds every code before it
     seen_before = np.maximum.accumulate(sequence_of_row)
-    first_rows = np.flatnonzero(sequence_of_row > np.concatenate(([-1], seen_before[:-1])))
+    first_rows = np.flatnonzero(sequence_of_row[1:] > seen_before[:-1]) + 1
+    del seen_before
+    first_rows = np.concatenate(([0], first_rows))
     expected = label_of_row[first_rows][sequence_of_row]
     differing = np.flatnonzero(label_of_row != expected)
     if differing.size:

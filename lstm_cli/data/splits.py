@@ -7,6 +7,7 @@ end, padded per batch (`RaggedSplit`), or one long series (`WindowSplit`) or man
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ from lstm_cli.config.tasks import Task
 from lstm_cli.data.timeindex import TimeIndex
 
 Take = Callable[[Tensor, Tensor], Tensor] | None  # (steps, rows) -> those rows, copied
+STRETCH_ROWS = 1 << 18  # rows a ragged split copies at a time (see `RaggedSplit.of`)
 
 
 @dataclass
@@ -100,11 +102,22 @@ class RaggedSplit:
         cls, steps: Tensor, lengths: Tensor, y: Tensor, index: Tensor, take: Take = None
     ) -> RaggedSplit:
         """The sequences at `index`, their steps copied end to end (each split holds its own)
-        as `steps[rows]`, or as `take(steps, rows)`, which may scale them as it copies."""
+        as `steps[rows]`, or as `take(steps, rows)`, which may scale them as it copies; a
+        stretch of sequences at a time, so that the row numbers of a large split never
+        exist whole (the scale benchmark's 10x: 0.3 GB less at the peak)."""
+        copy = take or (lambda values, rows: values[rows])
         chosen = lengths[index]
-        rows = ragged_rows((torch.cumsum(lengths, 0) - lengths)[index], chosen)
-        taken = steps[rows] if take is None else take(steps, rows)
-        return cls(taken, torch.cumsum(chosen, 0) - chosen, chosen, y[index])
+        starts = (torch.cumsum(lengths, 0) - lengths)[index]
+        placed = torch.cumsum(chosen, 0) - chosen  # where each sequence starts in the split
+        empty = copy(steps, torch.zeros(0, dtype=torch.long))
+        taken = empty.new_empty((int(chosen.sum()), *empty.shape[1:]))
+        stretches = torch.searchsorted(placed, torch.arange(0, len(taken), STRETCH_ROWS))
+        bounds = [*stretches.tolist(), len(index)]
+        for first, end in itertools.pairwise(bounds):
+            if end > first:  # a sequence longer than a stretch repeats a bound
+                piece = copy(steps, ragged_rows(starts[first:end], chosen[first:end]))
+                taken[int(placed[first]) : int(placed[first]) + len(piece)] = piece
+        return cls(taken, placed, chosen, y[index])
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -275,47 +288,6 @@ class PanelWindowSplit:
 
     def to(self, device: torch.device) -> PanelWindowSplit:
         return replace(self, inputs=self.inputs.to(device), targets=self.targets.to(device))
-
-
-@dataclass
-class JoinedSplit:
-    """Splits read as one (`trainer.refit` trains on the training and validation data):
-    index i below the first part's length is the first part's, the next ones the next's.
-    A batch drawing on several parts is padded to its longest sequence."""
-
-    parts: list[Split]
-
-    def __len__(self) -> int:
-        return sum(len(part) for part in self.parts)
-
-    def take(self, index: Tensor) -> Batch:
-        batches, offset = [], 0
-        for part in self.parts:
-            mine = index[(index >= offset) & (index < offset + len(part))] - offset
-            if len(mine):
-                batches.append(part.take(mine))
-            offset += len(part)
-        steps = max(batch.x.shape[1] for batch in batches)
-        padded = [_pad_steps(batch.x, steps) for batch in batches]
-        y = torch.cat([batch.y for batch in batches])
-        return Batch(torch.cat(padded), torch.cat([b.lengths for b in batches]), y)
-
-    def sequence_lengths(self) -> Tensor:
-        return torch.cat([part.sequence_lengths() for part in self.parts])
-
-    def nbytes(self) -> int:
-        return sum(part.nbytes() for part in self.parts)
-
-    def to(self, device: torch.device) -> JoinedSplit:
-        return JoinedSplit([part.to(device) for part in self.parts])
-
-
-def _pad_steps(x: Tensor, steps: int) -> Tensor:
-    """`x` ([B, T, F] or [B, T]) padded with zeros to `steps` steps."""
-    missing = steps - x.shape[1]
-    if not missing:
-        return x
-    return torch.cat([x, x.new_zeros(x.shape[0], missing, *x.shape[2:])], dim=1)
 
 
 def _nbytes(*tensors: Tensor) -> int:

@@ -95,11 +95,23 @@ class Table:
         return self._text(column, key).to_pylist()
 
     def codes(self, column: str, key: str) -> tuple[np.ndarray, list[str]]:
-        """A column as integer codes, numbered in order of first appearance, and the
-        distinct values they stand for: grouping rows without a Python object per row."""
+        """A column as int32 codes, numbered in order of first appearance, and the distinct
+        values they stand for: grouping rows without a Python object per row (int32, as
+        Arrow numbers them: every array made from the codes is half the size of int64's)."""
         encoded = pc.dictionary_encode(self._text(column, key)).combine_chunks()
-        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        return codes, encoded.dictionary.to_pylist()
+        return encoded.indices.to_numpy(), encoded.dictionary.to_pylist()
+
+    def release(self, *columns: str) -> None:
+        """Let go of columns the caller reads no more: they become null columns, which hold
+        no memory (a 1.6 GB CSV's ids, steps and labels: 0.5 GB). The allocator is then
+        asked to give back what it keeps of them and of the copies made in reading them
+        (held in blocks of a CSV piece's size, too small to go back by themselves: at 10x,
+        0.6 GB more at the peak, 0.8 GB more once the splits are made)."""
+        for column in columns:
+            place = self.header.index(column)
+            null = pa.field(self.data.schema.names[place], pa.null())
+            self.data = self.data.set_column(place, null, pa.nulls(self.data.num_rows))
+        pa.default_memory_pool().release_unused()
 
     def numbers(self, column: str, key: str, missing_ok: bool = False) -> np.ndarray:
         """A numeric column as float64; a cell that is not a number names its line and
@@ -127,7 +139,7 @@ class Table:
                 f"{self.where(row)}, column {column!r}: missing or infinite value {shown!r}"
                 " (set dataset.missing=drop or ffill to accept it)"
             )
-        return np.where(bad, math.nan, values)
+        return np.where(bad, math.nan, values) if bad.any() else values
 
     def take_numbers(
         self, columns: list[str], key: str, missing_ok: bool, release: bool

@@ -33,8 +33,9 @@ from lstm_cli.data.augment import augmenter
 from lstm_cli.data.batching import epoch_order, read_ahead
 from lstm_cli.data.cache import cache_folder
 from lstm_cli.data.files import fingerprints
+from lstm_cli.data.joined import JoinedSplit
 from lstm_cli.data.placement import place
-from lstm_cli.data.splits import JoinedSplit, Split, StreamSplit
+from lstm_cli.data.splits import Split, StreamSplit
 from lstm_cli.data.streamed import StreamedSplit
 from lstm_cli.model.network import CarriedState, LSTMNetwork, ModelSpec
 from lstm_cli.runs.checkpoint import load_checkpoint, save_checkpoint
