@@ -36,9 +36,9 @@ from lstm_cli.data.splits import Batch, PreparedData
 
 log = logging.getLogger("lstm_cli.data")
 
-# Reading a long-format table in memory peaked at 2.0-2.4x a CSV's size and 4.6x a Parquet
-# file's (compressed) above the process's baseline (benchmarks/scale.py), so auto streams a
-# file whose size times this exceeds the memory available.
+# Reading a long-format table in memory peaked at 1.4x a 1.6 GB CSV's size and 4.6x a
+# Parquet file's (compressed) above the process's baseline (benchmarks/scale.py), so auto
+# streams a file whose size times this exceeds the memory available.
 IN_MEMORY_BYTES_PER_FILE_BYTE = 5
 # Sequences read as one neighbourhood: the batch order shuffles shards, then sequences
 # within a window of a few shards (see batching.SHARD_WINDOW).
