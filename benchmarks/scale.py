@@ -5,6 +5,7 @@
     python benchmarks/scale.py --sizes 0.1 1       # other sizes
     python benchmarks/scale.py --sizes 1 --streamed 25 --cap-mib 1024 --plot scale.png
     python benchmarks/scale.py --sizes 0.1 --streamed 100   # 2 million sequences, streamed
+    python benchmarks/scale.py --rounds 3          # each size three times: medians, spread
 
 For each size it writes a long-format CSV (the shape `csv_sequences` reads: one row per
 time step), then measures, each in its own process: `lstm-train train` for one epoch of a
@@ -28,6 +29,7 @@ import csv
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -192,23 +194,37 @@ def settle() -> None:
     time.sleep(SETTLE_SECONDS)
 
 
-def growth(sizes: list[float], measured: dict[str, list[dict]]) -> None:
-    """Time to data ready and peak memory from the smallest size to the largest, and what
-    touching the first run's peak memory afresh costs this machine at each size."""
-    if len(sizes) < 2 or any("failed" in figures for figures in measured["first run"]):
+def growth(sizes: list[float], measured: dict[str, list[list[dict]]]) -> None:
+    """Time to data ready and peak memory from the smallest size to the largest (medians of
+    the rounds, then each round's own), and what touching the first run's peak memory
+    afresh costs this machine at each size."""
+    if len(sizes) < 2 or any("failed" in f for rounds in measured["first run"] for f in rounds):
         return
     times = {"first run": "load", "cached run": "load", "pyarrow": "seconds"}
     print(f"\ngrowth {sizes[0]:g}x -> {sizes[-1]:g}x ({sizes[-1] / sizes[0]:g}x the data):")
     for name, key in times.items():
         first, last = measured[name][0], measured[name][-1]
+        ratios = [b[key] / a[key] for a, b in zip(first, last, strict=True)]
+        memory = [b["peak_mib"] / a["peak_mib"] for a, b in zip(first, last, strict=True)]
+        each = ""
+        if len(ratios) > 1:
+            each = f" (rounds: time {_spelled(ratios)}; memory {_spelled(memory)})"
         print(
-            f"  {name}: time {last[key] / first[key]:.1f}x,"
-            f" memory {last['peak_mib'] / first['peak_mib']:.1f}x"
+            f"  {name}: time {median(last, key) / median(first, key):.1f}x, memory"
+            f" {median(last, 'peak_mib') / median(first, 'peak_mib'):.1f}x{each}"
         )
-    for size, figures in zip(sizes, measured["first run"], strict=True):
-        mib = figures["peak_mib"]
+    for size, rounds in zip(sizes, measured["first run"], strict=True):
+        mib = median(rounds, "peak_mib")
         seconds = fresh_memory_seconds(mib)
         print(f"  {size:g}x: touching {mib:.0f} MiB of fresh memory took {seconds:.2f} s here")
+
+
+def median(rounds: list[dict], key: str) -> float:
+    return statistics.median(figures[key] for figures in rounds)
+
+
+def _spelled(ratios: list[float]) -> str:
+    return ", ".join(f"{ratio:.1f}x" for ratio in ratios)
 
 
 @contextlib.contextmanager
@@ -255,17 +271,19 @@ def row(size: str, source: str, run: str, ours: dict, floor: dict | None) -> str
     )
 
 
-def plot(path: Path, sizes: list[float], measured: dict[str, list[dict]]) -> None:
+def plot(path: Path, sizes: list[float], measured: dict[str, list[list[dict]]]) -> None:
+    """Medians of the rounds, against size."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, (times, memory) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for label, figures in measured.items():
-        seconds = [f.get("load", f.get("seconds")) for f in figures]
-        times.plot(sizes, seconds, marker="o", label=label)
-        memory.plot(sizes, [f["peak_mib"] for f in figures], marker="o", label=label)
+    for label, per_size in measured.items():
+        key = "seconds" if label == "pyarrow" else "load"
+        times.plot(sizes, [median(rounds, key) for rounds in per_size], marker="o", label=label)
+        peaks = [median(rounds, "peak_mib") for rounds in per_size]
+        memory.plot(sizes, peaks, marker="o", label=label)
     for axes, what in ((times, "seconds to data ready"), (memory, "peak memory (MiB)")):
         axes.set_xscale("log")
         axes.set_yscale("log")
@@ -285,6 +303,9 @@ def main() -> None:
     parser.add_argument("--cap-mib", type=int, default=1024, help="its memory cap")
     parser.add_argument("--plot", type=Path, help="draw time and memory against size here")
     parser.add_argument("--workdir", type=Path, help="where the files go (default: temp)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measure each size this many times (medians)"
+    )
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, python"
@@ -297,24 +318,29 @@ def main() -> None:
         " | ratio time | ratio memory |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    measured: dict[str, list[dict]] = {"first run": [], "cached run": [], "pyarrow": []}
+    measured: dict[str, list[list[dict]]] = {"first run": [], "cached run": [], "pyarrow": []}
     with tempfile.TemporaryDirectory(dir=args.workdir) as scratch:
         root = Path(scratch)
         for size in args.sizes:
             sequences = int(SEQUENCES * size)
             path = root / f"long_{size:g}x.csv"
             write_csv(path, sequences)
-            workdir = root / f"run_{size:g}x"
-            workdir.mkdir()
             label = f"{size:g}x"
             source = f"CSV, {path.stat().st_size / 2**20:.0f} MiB, {sequences:,} sequences"
-            floor = arrow_floor(path)
-            first = lstm_train(path, workdir)
-            cached = lstm_train(path, workdir)
-            print(row(label, source, "first (parse, fill cache)", first, floor), flush=True)
-            print(row(label, source, "second (cache)", cached, floor), flush=True)
-            for name, figures in (("first run", first), ("cached run", cached), ("pyarrow", floor)):
-                measured[name].append(figures)
+            for rounds in measured.values():
+                rounds.append([])
+            for round_number in range(1, args.rounds + 1):
+                workdir = root / f"run_{size:g}x_{round_number}"  # its own, empty cache
+                workdir.mkdir()
+                of_round = f", round {round_number}" if args.rounds > 1 else ""
+                floor = arrow_floor(path)
+                first = lstm_train(path, workdir)
+                cached = lstm_train(path, workdir)
+                run = f"first (parse, fill cache){of_round}"
+                print(row(label, source, run, first, floor), flush=True)
+                print(row(label, source, f"second (cache){of_round}", cached, floor), flush=True)
+                for name, figures in zip(measured, (first, cached, floor), strict=True):
+                    measured[name][-1].append(figures)
             path.unlink()
         if args.streamed:
             sequences = int(SEQUENCES * args.streamed)
@@ -344,7 +370,7 @@ def main() -> None:
     _finish(args, measured)
 
 
-def _finish(args: argparse.Namespace, measured: dict[str, list[dict]]) -> None:
+def _finish(args: argparse.Namespace, measured: dict[str, list[list[dict]]]) -> None:
     """Below the table: the growth from size to size, then the plot if asked for."""
     growth(args.sizes, measured)
     if args.plot:

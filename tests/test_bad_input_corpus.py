@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pv
+import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import RunsCodeWhenUnpickled, assert_clean_error, run_cli, run_in_process
@@ -44,6 +47,20 @@ def sequences(labels: list[str], column: str = "v") -> str:
     for n, label in enumerate(labels):
         lines += [f"s{n},{step},{n * 0.1 + step},{label}" for step in range(4)]
     return "\n".join(lines) + "\n"
+
+
+def parquet_sequences(labels: list[str], empty_row: int, column: str) -> Callable[[Path], None]:
+    """`sequences(labels)` as a Parquet file whose `column` is empty (null) at `empty_row`
+    (0-based): a cell a CSV cannot leave null."""
+
+    def write(path: Path) -> None:
+        table = pv.read_csv(io.BytesIO(sequences(labels).encode()))
+        cells = table.column(column).to_pylist()
+        cells[empty_row] = None
+        place = table.schema.get_field_index(column)
+        pq.write_table(table.set_column(place, column, pa.array(cells, pa.string())), path)
+
+    return write
 
 
 def replace_line(text: str, number: int, line: str) -> str:
@@ -267,6 +284,18 @@ CASES: dict[str, Case] = {
         1,
         ("q.csv, line 3, column 'label'", "sequence 's0'"),
         {"q.csv": replace_line(sequences(["a", "b"] * 6), 3, "s0,1,1.0,b")},
+    ),
+    "empty id cell in Parquet": Case(
+        (*SEQUENCES[:2], "dataset.path=q.parquet", *SEQUENCES[3:]),
+        1,
+        ("q.parquet, row 6, column 'id'", "missing value", "dataset.id_column"),
+        {"q.parquet": parquet_sequences(["a", "b"] * 6, empty_row=5, column="id")},
+    ),
+    "empty label cell in Parquet": Case(
+        (*SEQUENCES[:2], "dataset.path=q.parquet", *SEQUENCES[3:]),
+        1,
+        ("q.parquet, row 6, column 'label'", "missing value", "dataset.label_column"),
+        {"q.parquet": parquet_sequences(["a", "b"] * 6, empty_row=5, column="label")},
     ),
     "unseen test class": Case(
         (*SEQUENCES, "dataset.test_path=t.csv"),

@@ -99,6 +99,9 @@ class Table:
         values they stand for: grouping rows without a Python object per row (int32, as
         Arrow numbers them: every array made from the codes is half the size of int64's)."""
         encoded = pc.dictionary_encode(self._text(column, key)).combine_chunks()
+        if encoded.null_count:  # an empty cell of a Parquet or Feather file (a CSV's is "")
+            row = pc.index(pc.is_null(encoded), True).as_py()
+            raise DataError(f"{self.where(row)}, column {column!r}: missing value ({key})")
         return encoded.indices.to_numpy(), encoded.dictionary.to_pylist()
 
     def release(self, *columns: str) -> None:
