@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lstm_cli.common.runtime import cpu_runs_bfloat16
 from lstm_cli.config.validate import option_config
 from lstm_cli.data.batching import batch_order
 from lstm_cli.data.splits import SequenceSplit
@@ -156,7 +157,10 @@ def ratios(rounds: int, data: SequenceSplit, device: torch.device) -> tuple[list
 def precisions(rounds: int, data: SequenceSplit, device: torch.device) -> dict[str, float]:
     """lstm-train's throughput per trainer.precision (median of rounds, after a warm-up)."""
     speeds = {}
-    for name in ("32", "bf16-mixed", "16-mixed") if device.type == "cuda" else ("32", "bf16-mixed"):
+    names = ["32", "bf16-mixed", "16-mixed"] if device.type == "cuda" else ["32", "bf16-mixed"]
+    if device.type == "cpu" and not cpu_runs_bfloat16():  # no kernel: the CLI refuses it
+        names.remove("bf16-mixed")
+    for name in names:
         ours = Ours(device, precision=name)
         ours.epoch(data)
         speeds[name] = statistics.median(ours.epoch(data) for _ in range(rounds))

@@ -29,12 +29,27 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def budgeted(*args: str) -> list[str]:
+    """`lstm-train ARGS` as the tests run it: a single new training that sets no
+    `trainer.refit` of its own trains without the refit (`trainer.refit=false`), which would
+    double its time; the refit has tests of its own (test_refit.py, test_nothing_lost.py,
+    test_torchrun.py), the README's quick start runs it in CI, a resume keeps the config it
+    was started with, and a sweep (whose job folders are named by their overrides) and
+    `--cfg` or `--help` are left as they are."""
+    flags = any(a.startswith("-") for a in args)
+    keeps = any(a.startswith(("trainer.refit=", "resume=")) for a in args)
+    if args[:1] == ("train",) and not flags and not keeps:
+        return [str(SCRIPT), *args, "trainer.refit=false"]
+    return [str(SCRIPT), *args]
+
+
 def run_cli(
     *args: str, cwd: Path, timeout: float = 300, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    """Run `lstm-train ARGS` in `cwd`; stdout and stderr are pipes (not a terminal)."""
+    """Run `lstm-train ARGS` (`budgeted`) in `cwd`; stdout and stderr are pipes (not a
+    terminal)."""
     return subprocess.run(
-        [str(SCRIPT), *args],
+        budgeted(*args),
         cwd=cwd,
         env=cli_env(**env),
         capture_output=True,

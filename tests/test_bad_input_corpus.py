@@ -106,6 +106,8 @@ def damaged(how: str) -> Callable[[Path, Path], None]:
                 payload["format_version"] = 99
             elif how == "huge":  # a crafted spec that would allocate without end
                 payload["model_spec"]["num_layers"] = 10**9
+            elif how == "no members":  # averages no network at all
+                payload["model_spec"]["members"] = 0
             else:  # incompatible: the spec says another size than the weights have
                 payload["model_spec"]["hidden_size"] = 48
             torch.save(payload, path)
@@ -174,6 +176,7 @@ CASES: dict[str, Case] = {
     "negative size": Case(("train", "model.hidden_size=-4"), 2, ("model.hidden_size=-4",)),
     "wrong type": Case(("train", "trainer.max_epochs=many"), 2, ("trainer.max_epochs", "integer")),
     "device choice": Case(("train", "trainer.device=gpu"), 2, ("trainer.device='gpu'", "cuda")),
+    "refit choice": Case(("train", "trainer.refit=always"), 2, ("refit='always'", "average")),
     "no cuda": Case(("train", "trainer.device=cuda"), 2, ("trainer.device=cuda", "no CUDA")),
     "loss for task": Case(
         ("train", "dataset=italy_power", "loss=mse"), 2, ("loss=mse", "classification")
@@ -409,6 +412,7 @@ CASES: dict[str, Case] = {
             "newer": "format 99 is newer",
             "incompatible": "the weights do not fit",
             "huge": "the weights do not fit",
+            "no members": "members 0",
         }.items()
     },
 }

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import (
     ANSI_ESCAPE,
-    SCRIPT,
     assert_clean_error,
     assert_png,
+    budgeted,
     cli_env,
     read_json,
     run_cli,
@@ -136,7 +136,7 @@ def test_log_every_epochs_thins_the_console_but_not_the_log(cli, tmp_path):
 
 @pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux script for a tty")
 def test_a_terminal_gets_rich_output(tmp_path):
-    command = f"{SCRIPT} train trainer.max_epochs=2 model=tiny"
+    command = " ".join(budgeted("train", "trainer.max_epochs=2", "model=tiny"))
     result = subprocess.run(
         ["script", "-qec", command, "/dev/null"],
         cwd=tmp_path,
@@ -227,7 +227,7 @@ def test_variable_length_regression_packed_bucketed_bidirectional(cli, tmp_path)
 
 
 def test_two_trainings_started_together_get_two_directories(tmp_path):
-    args = [str(SCRIPT), "train", "trainer.max_epochs=1", "model=tiny"]
+    args = budgeted("train", "trainer.max_epochs=1", "model=tiny")
     jobs = [
         subprocess.Popen(
             args, cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -298,7 +298,7 @@ def test_evaluate_without_a_run_is_a_usage_error(cli):
 def test_a_reader_that_stops_early_leaves_the_run_going_quietly(tmp_path):
     """`lstm-train train | head -1`: no traceback, and the run still finishes."""
     process = subprocess.Popen(
-        [str(SCRIPT), "train", "trainer.max_epochs=20", "model=tiny"],
+        budgeted("train", "trainer.max_epochs=20", "model=tiny"),
         cwd=tmp_path,
         env=cli_env(),
         stdout=subprocess.PIPE,

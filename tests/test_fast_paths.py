@@ -11,6 +11,7 @@ from conftest import assert_clean_error, read_json
 from torch import nn
 
 from lstm_cli.common import runtime
+from lstm_cli.common.runtime import cpu_runs_bfloat16
 from lstm_cli.config.validate import option_config
 from lstm_cli.data.batching import batch_order
 from lstm_cli.data.placement import keeps_data_on_device
@@ -102,6 +103,10 @@ def test_bucketed_batches_give_every_sequence_the_loss_it_has_alone():
     assert bucketed_steps < padded_steps
 
 
+NO_BF16 = pytest.mark.skipif(not cpu_runs_bfloat16(), reason="no bfloat16 LSTM on this CPU")
+
+
+@NO_BF16
 def test_bf16_mixed_precision_follows_the_float32_losses():
     data = variable_lengths()
     order = batch_order(data.lengths, 16, shuffle=True, bucket=True)
@@ -142,7 +147,13 @@ def test_float16_on_the_cpu_is_a_config_error_before_any_work(cli, tmp_path):
 
 
 def test_a_bf16_mixed_run_trains_and_records_its_precision(cli, tmp_path):
+    """Where the CPU has no bfloat16 LSTM kernel (an AMD EPYC without AVX-512, say), the
+    run is refused before any work instead of failing at its first step."""
     result = cli("train", "dataset=sine", "trainer.max_epochs=2", "trainer.precision=bf16-mixed")
+    if not cpu_runs_bfloat16():
+        assert_clean_error(result, 2, "trainer.precision=bf16-mixed", "trainer.precision=32")
+        assert not (tmp_path / "outputs").exists()
+        return
     assert result.returncode == 0, result.stderr
     results = read_json(tmp_path / "outputs/train/latest/results.json")
     assert all(value == value for value in results["test"].values())  # no NaN

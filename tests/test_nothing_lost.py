@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SCRIPT, assert_clean_error, cli_env, read_json, run_cli
+from conftest import assert_clean_error, budgeted, cli_env, read_json, run_cli
 
 from lstm_cli.common.atomic import remove_leftovers
 from lstm_cli.common.errors import ConfigError
@@ -42,7 +42,8 @@ def run_patched(workdir: Path, patch: str, *args: str) -> subprocess.CompletedPr
     """`lstm-train train ARGS` in a subprocess after running `patch` (which may replace a
     function of `lstm_cli.training.loop`, imported as `loop`): a deterministic fault."""
     probe = "import os, signal\nimport lstm_cli.training.loop as loop\n" + textwrap.dedent(patch)
-    probe += f"\nfrom lstm_cli.cli.main import main\nmain(['train', *{list(args)!r}])\n"
+    command = budgeted("train", *args)[1:]  # lstm-train's arguments, as run_cli runs them
+    probe += f"\nfrom lstm_cli.cli.main import main\nmain({command!r})\n"
     return subprocess.run(
         [sys.executable, "-c", probe], cwd=workdir, env=cli_env(), capture_output=True, text=True
     )
@@ -91,7 +92,7 @@ def assert_same_checkpoints(run_dir: Path, expected: Path, *names: str) -> None:
 def long_training(workdir: Path) -> tuple[subprocess.Popen[str], Path]:
     """A 500-epoch run in the background, once its first checkpoint is written."""
     process = subprocess.Popen(
-        [str(SCRIPT), "train", "dataset=sine", "model=tiny", "trainer.max_epochs=500"],
+        budgeted("train", "dataset=sine", "model=tiny", "trainer.max_epochs=500"),
         cwd=workdir,
         env=cli_env(),
         stdout=subprocess.DEVNULL,
@@ -306,7 +307,7 @@ def test_a_full_disk_while_hydra_writes_the_run_directory_is_one_error_naming_it
         resource.setrlimit(resource.RLIMIT_FSIZE, (300, 300))
 
     result = subprocess.run(
-        [str(SCRIPT), "train", *SMALL],
+        budgeted("train", *SMALL),
         cwd=tmp_path,
         env=cli_env(),
         capture_output=True,
@@ -353,18 +354,21 @@ def test_a_kill_while_drawing_the_curves_leaves_a_finished_run_finished(tmp_path
 
 
 @pytest.mark.parametrize(
-    ("name", "moment"),
+    ("name", "moment", "refit"),
     [
-        ("last.pt", 'refit["done"] == 0 and payload["batch_in_epoch"] == 2'),  # mid-epoch
-        ("last.pt", 'refit["done"] == 2'),  # between two refit epochs
-        ("best.pt", 'refit["done"] == refit["epochs"]'),  # between the refit's final writes
+        ("last.pt", 'refit["done"] == 0 and payload["batch_in_epoch"] == 2', "true"),  # mid-epoch
+        ("last.pt", 'refit["done"] == 2', "true"),  # between two refit epochs
+        ("best.pt", 'refit["done"] == refit["epochs"]', "true"),  # between the final writes
+        ("best.pt", 'refit["done"] == refit["epochs"]', "average"),  # best.pt holds both
     ],
 )
-def test_a_run_killed_in_its_refit_resumes_to_the_same_weights_and_results(tmp_path, name, moment):
+def test_a_run_killed_in_its_refit_resumes_to_the_same_weights_and_results(
+    tmp_path, name, moment, refit
+):
     args = (
         "dataset=italy_power",
         *SMALL,
-        "trainer.refit=true",
+        f"trainer.refit={refit}",
         "trainer.min_steps=0",
         "trainer.checkpoint_every_steps=2",
     )

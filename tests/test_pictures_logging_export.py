@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,10 @@ import torch
 from conftest import assert_clean_error, assert_png, read_json, run_cli
 
 from lstm_cli.common.console import sparkline
+from lstm_cli.data.splits import Batch
+from lstm_cli.model.averaged import AveragedNetwork
 from lstm_cli.model.blocks import reverse_within_lengths
-from lstm_cli.model.export import ExportableNetwork
+from lstm_cli.model.export import ExportableNetwork, export
 from lstm_cli.model.network import LSTMNetwork, ModelSpec
 from lstm_cli.runs.inference import load_trained
 
@@ -146,6 +149,38 @@ def test_export_never_replaces_a_file_unless_asked(trained_airline, tmp_path):
     assert_clean_error(run_cli(*args, output, cwd=trained_airline), 2, "m.pt exists", "overwrite")
     assert (tmp_path / "m.pt").read_bytes() == before
     assert run_cli(*args, output, "overwrite=true", cwd=trained_airline).returncode == 0
+
+
+def padded_batch(lengths: list[int], features: int) -> Batch:
+    steps = max(lengths)
+    x = torch.randn(len(lengths), steps, features)
+    x *= (torch.arange(steps) < torch.tensor(lengths).unsqueeze(1)).unsqueeze(-1)
+    return Batch(x, torch.tensor(lengths), torch.zeros(len(lengths), dtype=torch.long))
+
+
+@pytest.mark.parametrize("averaged", [False, True])
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_default_classifier_exports_for_any_batch_size(tmp_path, fmt, averaged):
+    """The default classifier (convolutions, bidirectional LSTM, mean + max + last pooling),
+    alone or two averaged (trainer.refit=average), traced on 2 sequences, runs on 5 and 7
+    as PyTorch does (its backward direction's start once kept the traced batch size)."""
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    spec = ModelSpec(2, 3, False, False, 8, 1, True, 0.0, 4, pooling=["mean", "max", "last"])
+    spec = replace(spec, conv_channels=6, conv_layers=2, conv_kernel=3, conv_stride=2)
+    members = [LSTMNetwork(spec).eval() for _ in range(2 if averaged else 1)]
+    network = AveragedNetwork.of(members, classifies=True) if averaged else members[0]
+    trace, check = padded_batch([9, 6], 2), padded_batch([9, 4, 1, 7, 2], 2)
+    exported = export(network, trace, check, fmt)
+    assert exported.max_difference is not None and exported.max_difference < 1e-5
+    path = tmp_path / f"model.{fmt}"
+    path.write_bytes(exported.body)
+    other = padded_batch([3, 12, 5, 12, 8, 1, 2], 2)
+    with torch.inference_mode():
+        expected = network(other.x, other.lengths)
+    got = run_exported(fmt, path, other.x, other.lengths)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("per_step", [False, True])

@@ -1,13 +1,18 @@
 """trainer.refit: once validation has chosen how long to train, a fresh network learns from
-the training and validation data together for that long, and its weights are the run's."""
+the training and validation data together for that long, and its weights are the run's
+(`true`), or it answers together with the validated network (`average`)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import read_json, run_cli
 
 from lstm_cli.data.joined import JoinedSplit
 from lstm_cli.data.splits import Batch, RaggedSplit, SequenceSplit
+from lstm_cli.model.averaged import AveragedNetwork, build_network
+from lstm_cli.model.network import LSTMNetwork, ModelSpec
+from lstm_cli.runs.inference import load_trained
 
 ITALY = (
     "dataset=italy_power",
@@ -85,3 +90,58 @@ def test_a_joined_split_takes_each_index_from_its_own_part_padded_to_the_longest
     assert batch.x.shape == (2, 5, 2)
     assert torch.equal(batch.x[0, :3], first.x[0]) and not batch.x[0, 3:].any()
     assert torch.equal(batch.x[1], second.take(torch.tensor([1])).x[0])
+
+
+def test_refit_average_answers_with_the_mean_of_the_validated_and_refit_networks(tmp_path):
+    result = run_cli("train", *ITALY, "trainer.refit=average", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "refit alone" in result.stdout and "before refit" in result.stdout
+    run = (tmp_path / "outputs/train/latest").resolve()
+    checkpoints = run / "checkpoints"
+    best = torch.load(checkpoints / "best.pt", weights_only=True)
+    assert best["model_spec"]["members"] == 2
+    assert best["model_spec"]["averages"] == "probabilities"
+    # best.pt holds both networks: the validated one first, then the refit (last.pt's)
+    for index, source in enumerate(("validated.pt", "last.pt")):
+        member = {
+            name.removeprefix(f"members.{index}."): tensor
+            for name, tensor in best["model_state"].items()
+            if name.startswith(f"members.{index}.")
+        }
+        assert_same_weights(member, weights(checkpoints / source))
+    # its probabilities are the mean of its members'
+    averaged = load_trained(checkpoints / "best.pt", torch.device("cpu")).model
+    validated = load_trained(checkpoints / "validated.pt", torch.device("cpu")).model
+    refitted = load_trained(checkpoints / "last.pt", torch.device("cpu")).model
+    x, lengths = torch.randn(5, 24, 1), torch.full((5,), 24)
+    with torch.inference_mode():
+        mean = (validated(x, lengths).softmax(-1) + refitted(x, lengths).softmax(-1)) / 2
+        torch.testing.assert_close(averaged(x, lengths).softmax(-1), mean)
+    # results.json scores the pair and each network alone; evaluate scores the pair alike
+    results = read_json(run / "results.json")
+    refit = results["refit"]
+    assert refit["validated_test"].keys() == refit["refit_test"].keys() == results["test"].keys()
+    assert results["parameters"] == 2 * sum(p.numel() for p in validated.parameters())
+    evaluated = run_cli("evaluate", f"run_dir={run}", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = read_json(next(tmp_path.glob("outputs/evaluate/*/metrics.json")))
+    assert metrics["metrics"]["test/acc"] == results["test"]["test/acc"]
+    assert metrics["metrics"]["test/loss"] == pytest.approx(results["test"]["test/loss"], rel=1e-6)
+
+
+def test_averaged_outputs_are_means_and_averaged_probabilities_are_log_means():
+    torch.manual_seed(0)
+    spec = ModelSpec(2, 3, False, False, 8, 1, False, 0.0, 4)
+    members = [LSTMNetwork(spec).eval() for _ in range(3)]
+    x, lengths = torch.randn(4, 6, 2), torch.tensor([6, 3, 1, 5])
+    with torch.inference_mode():
+        outputs = torch.stack([member(x, lengths) for member in members])
+        regression = AveragedNetwork.of(members, classifies=False)
+        torch.testing.assert_close(regression(x, lengths), outputs.mean(0))
+        classifier = AveragedNetwork.of(members, classifies=True)
+        probabilities = classifier(x, lengths).exp()
+        torch.testing.assert_close(probabilities, outputs.softmax(-1).mean(0))
+    assert classifier.spec.members == 3 and classifier.spec.averages == "probabilities"
+    rebuilt = build_network(classifier.spec)
+    rebuilt.load_state_dict(classifier.state_dict())
+    assert isinstance(rebuilt, AveragedNetwork) and len(rebuilt.members) == 3

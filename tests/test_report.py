@@ -10,7 +10,7 @@ import signal
 import subprocess
 import time
 
-from conftest import SCRIPT, assert_clean_error, cli_env
+from conftest import assert_clean_error, budgeted, cli_env
 
 
 def test_report_lists_finished_failed_and_interrupted_runs_best_first(cli, tmp_path):
@@ -19,7 +19,7 @@ def test_report_lists_finished_failed_and_interrupted_runs_best_first(cli, tmp_p
     failed = cli("train", "dataset=csv_forecast", "dataset.path=gone.csv", "dataset.target=y")
     assert failed.returncode == 1
     killed = subprocess.Popen(
-        [str(SCRIPT), "train", "dataset=sine", "model=tiny"],
+        budgeted("train", "dataset=sine", "model=tiny"),
         cwd=tmp_path,
         env=cli_env(),
         stdout=subprocess.DEVNULL,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SCRIPT, RunsCodeWhenUnpickled, assert_clean_error, cli_env, run_cli
+from conftest import SCRIPT, RunsCodeWhenUnpickled, assert_clean_error, budgeted, cli_env, run_cli
 
 SINE = (
     "dataset=sine",
@@ -28,7 +28,7 @@ TIMING = {"epoch_seconds", "sequences_per_second"}
 
 def start(workdir: Path, *args: str, **popen: object) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [str(SCRIPT), "train", *args],
+        budgeted("train", *args),
         cwd=workdir,
         env=cli_env(),
         stdout=subprocess.DEVNULL,

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SCRIPT, cli_env, read_json, run_cli
+from conftest import budgeted, cli_env, read_json, run_cli
 
 QUICK = ("trainer.max_epochs=1", "model=tiny")
 JOBLIB_SWEEP = ("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
@@ -32,15 +32,14 @@ def completed_trials(database: Path) -> int:
 @pytest.mark.slow
 def test_optuna_search_interrupted_then_continued_holds_all_trials(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    args = [
-        str(SCRIPT),
+    args = budgeted(
         "train",
         "hparams_search=optuna",
         "hparams_search.trials=3",
         "trainer.max_epochs=3",
         "dataset=sine",
         "dataset.length=600",
-    ]
+    )
     first = subprocess.Popen(
         args, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -163,7 +162,7 @@ def test_killing_a_joblib_sweep_stops_its_workers_and_a_rerun_resumes_them(tmp_p
         "hydra.sweep.dir=outputs/multirun/nightly",
     ]
     parent = subprocess.Popen(
-        [str(SCRIPT), "train", *sweep],
+        budgeted("train", *sweep),
         cwd=tmp_path,
         env=cli_env(),
         stdout=subprocess.DEVNULL,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_png, cli_env, read_json, run_cli
+from conftest import assert_png, budgeted, cli_env, read_json, run_cli
 from test_real_size import long_rows, write_rows
 from test_resilience import assert_same_run, final_state
 from test_tbptt import TEXT, write_text
@@ -33,7 +33,8 @@ EVEN = "dataset.val_size=25"  # airline: 48 training windows, 3 batches of 16, 8
 
 
 def torchrun_command(*args: str) -> list[str]:
-    return [str(TORCHRUN), "--standalone", "--nproc-per-node=2", "-m", "lstm_cli", "train", *args]
+    command = budgeted("train", *args)[1:]  # lstm-train's arguments, run by torchrun
+    return [str(TORCHRUN), "--standalone", "--nproc-per-node=2", "-m", "lstm_cli", *command]
 
 
 def torchrun(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -71,10 +72,13 @@ def torchrun(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_two_processes_share_one_run_and_match_one_process(tmp_path):
+    """Through the default refit too: the ranks train the refit network together, and each
+    reads the validated one, which rank 0 wrote, to answer with both."""
     single = tmp_path / "single"
     single.mkdir()
-    assert run_cli("train", *ARGS, EVEN, cwd=single).returncode == 0
-    result = torchrun(tmp_path, *ARGS, EVEN)
+    refit = "trainer.refit=average"
+    assert run_cli("train", *ARGS, EVEN, refit, cwd=single).returncode == 0
+    result = torchrun(tmp_path, *ARGS, EVEN, refit)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = [p for p in (tmp_path / "outputs/train").iterdir() if not p.is_symlink()]
     assert len(runs) == 1, "all ranks write into one run directory"
@@ -87,6 +91,9 @@ def test_two_processes_share_one_run_and_match_one_process(tmp_path):
     # Same global batches, split evenly, so DDP's mean of per-rank means is the batch mean.
     assert ddp["best_value"] == pytest.approx(alone["best_value"], rel=0.02)
     assert ddp["test"]["test/loss"] == pytest.approx(alone["test"]["test/loss"], rel=0.02)
+    for network in ("validated_test", "refit_test"):
+        ours, theirs = ddp["refit"][network]["test/loss"], alone["refit"][network]["test/loss"]
+        assert ours == pytest.approx(theirs, rel=0.02)
 
 
 def test_a_streamed_file_trains_under_torchrun_as_in_memory_in_one_process(tmp_path):

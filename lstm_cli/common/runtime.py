@@ -146,3 +146,9 @@ def _cgroup_memory_limit() -> int | None:
                 continue
             return int(text) if text.isdigit() else None
     return None
+
+
+def cpu_runs_bfloat16() -> bool:
+    """Whether oneDNN has bfloat16 kernels on this CPU (AVX-512 or AMX): without them every
+    LSTM call under bfloat16 autocast fails ("could not create a primitive descriptor")."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

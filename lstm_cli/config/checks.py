@@ -134,11 +134,21 @@ def check_tbptt(cfg: TrainConfig, task: Task) -> None:
 
 
 def check_precision(precision: str, device_type: str) -> None:
-    """float16 needs CUDA: the CPU's LSTM kernel (oneDNN) has no float16 version."""
+    """float16 needs CUDA: the CPU's LSTM kernel (oneDNN) has no float16 version, and its
+    bfloat16 one needs AVX-512 or AMX (on a CPU without, every LSTM call fails)."""
     if precision == "16-mixed" and device_type == "cpu":
         raise ConfigError(
             f"trainer.precision=16-mixed needs a CUDA device, and this run would train on the"
             f" {device_type}; use trainer.precision=bf16-mixed or 32"
+        )
+    if precision != "bf16-mixed" or device_type != "cpu":
+        return
+    from lstm_cli.common.runtime import cpu_runs_bfloat16  # torch: only once a run is starting
+
+    if not cpu_runs_bfloat16():
+        raise ConfigError(
+            "trainer.precision=bf16-mixed: this CPU has no bfloat16 LSTM kernel (oneDNN"
+            " needs AVX-512 or AMX); use trainer.precision=32"
         )
 
 

@@ -184,7 +184,7 @@ class TrainerConfig:
     on_nonfinite: Literal["stop", "skip_batch"]
     precision: Literal["32", "bf16-mixed", "16-mixed"]
     tbptt: int | None = bounded(ge=1)
-    refit: bool
+    refit: bool | Literal["average"]
     log_every_epochs: int = bounded(ge=1)
 
 

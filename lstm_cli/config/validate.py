@@ -108,6 +108,12 @@ def _check_type(key: str, value: Any, hint: Any) -> Any:
                 return _check_type(key, value, option)
             except ConfigError as err:
                 errors.append(err)
+        literals = [option for option in inner if typing.get_origin(option) is Literal]
+        scalars = [option for option in inner if option in (int, float, bool, str)]
+        if literals and scalars and len(literals) + len(scalars) == len(inner):  # e.g. true/auto
+            kinds = " or ".join(_type_name(option) for option in scalars)
+            choices = ", ".join(str(a) for option in literals for a in typing.get_args(option))
+            raise ConfigError(f"{key}={value!r} must be {kinds}, or one of: {choices}")
         raise errors[0]
     if origin is Literal:
         if isinstance(value, int) and str(value) in args:  # precision=32 is read as a number

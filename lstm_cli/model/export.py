@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from lstm_cli.data.splits import Batch
+from lstm_cli.model.averaged import AveragedNetwork, Network
 from lstm_cli.model.network import LSTMNetwork
 
 INPUT_NAMES = ["x", "lengths"]
@@ -48,12 +49,12 @@ class ExportedModel:
     outputs: dict[str, list[str]]
 
 
-def export(network: LSTMNetwork, trace: Batch, check: Batch, fmt: str) -> ExportedModel:
+def export(network: Network, trace: Batch, check: Batch, fmt: str) -> ExportedModel:
     """`network` as `fmt` (onnx or torchscript), traced on `trace`, then run on `check`.
 
     The check uses another batch than the trace, so a size fixed by mistake shows.
     """
-    exportable = ExportableNetwork.of(network.cpu())
+    exportable = _exportable(network.cpu())
     with torch.inference_mode():
         expected = network(check.x, check.lengths)
     with warnings.catch_warnings():  # both exporters warn about their own futures
@@ -73,18 +74,28 @@ def export(network: LSTMNetwork, trace: Batch, check: Batch, fmt: str) -> Export
     return ExportedModel(body, difference, inputs, {"y": ["batch", *time, "outputs"]})
 
 
-def reads_lengths(network: LSTMNetwork) -> bool:
+def reads_lengths(network: Network) -> bool:
     """A per-step, one-directional model never looks at the lengths (padding comes last)."""
     return not network.spec.per_step or network.spec.bidirectional
 
 
-def _torchscript_bytes(network: ExportableNetwork, x: Tensor, lengths: Tensor) -> bytes:
+def _exportable(network: Network) -> ExportableNetwork | AveragedNetwork:
+    """The network, or each member of an averaged one, as `ExportableNetwork`."""
+    if isinstance(network, AveragedNetwork):
+        members = [ExportableNetwork.of(member) for member in network.members]
+        return AveragedNetwork(members, network.spec).eval()
+    return ExportableNetwork.of(network)
+
+
+def _torchscript_bytes(
+    network: ExportableNetwork | AveragedNetwork, x: Tensor, lengths: Tensor
+) -> bytes:
     buffer = io.BytesIO()
     torch.jit.save(torch.jit.trace(network, (x, lengths)), buffer)
     return buffer.getvalue()
 
 
-def _onnx_bytes(network: ExportableNetwork, x: Tensor, lengths: Tensor) -> bytes:
+def _onnx_bytes(network: ExportableNetwork | AveragedNetwork, x: Tensor, lengths: Tensor) -> bytes:
     """The TorchScript-based exporter: it maps nn.LSTM to ONNX's LSTM operator with a free
     time axis (the dynamo exporter, torch 2.13, fixed the time steps to the sample's)."""
     output_axes = {0: "batch", 1: "time"} if network.spec.per_step else {0: "batch"}

@@ -35,8 +35,9 @@ class ModelSpec:
     that value, added back so that the network still returns levels; with `anchor_season`
     > 1, changes from the seasonal forecast of `seasonal_anchor` instead. `conv_stride` is
     chosen from the training data: the stride that brings the longest training sequence
-    down to `max_lstm_steps`. The defaults of the later fields rebuild checkpoints written
-    before those fields existed.
+    down to `max_lstm_steps`. `members` > 1 describes that many such networks answering
+    together (`model/averaged.py`), with the mean of their `averages`. The defaults of the
+    later fields rebuild checkpoints written before those fields existed.
     """
 
     input_size: int
@@ -57,6 +58,8 @@ class ModelSpec:
     conv_kernel: int = 7
     max_lstm_steps: int | None = None
     conv_stride: int = 1
+    members: int = 1
+    averages: str = "outputs"  # or "probabilities": a classifier's members
 
     @classmethod
     def of(cls, cfg: ModelConfig, data: PreparedData) -> ModelSpec:
@@ -253,7 +256,7 @@ class LSTMNetwork(nn.Module):
         calls); packing instead measured 3.4x slower than one direction on CPU.
         """
         lstm, hidden = self.lstm, self.spec.hidden_size
-        start = inputs.new_zeros(1, len(inputs), hidden)
+        start = inputs.new_zeros(1, inputs.shape[0], hidden)  # traced: any batch size
         for layer in range(lstm.num_layers):
             if layer and self.training and lstm.dropout:
                 inputs = nn.functional.dropout(inputs, lstm.dropout)

@@ -68,12 +68,19 @@ def show_results(training: Training, results: Results) -> None:
 
 
 def _refit_rows(refit: dict[str, Any] | None) -> dict[str, Any]:
-    """After trainer.refit: what the weights validation chose scored, for comparison."""
+    """After trainer.refit: what the weights validation chose scored (and, averaged with
+    them, the refit's alone), for comparison."""
     if refit is None:
         return {}
-    scores = ", ".join(f"{name} {value:.6g}" for name, value in refit["validated_test"].items())
     steps = f"{refit['steps']} steps on {refit['sequences']} sequences"
-    return {"refit": steps, "before refit": scores}
+    rows = {"refit": steps, "before refit": _scores(refit["validated_test"])}
+    if "refit_test" in refit:
+        rows["refit alone"] = _scores(refit["refit_test"])
+    return rows
+
+
+def _scores(scores: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.6g}" for name, value in scores.items())
 
 
 def _augmentation(config: AugmentConfig) -> str:

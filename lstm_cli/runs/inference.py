@@ -13,13 +13,14 @@ from lstm_cli.common.errors import CheckpointError, ConfigError
 from lstm_cli.config.schema import TrainConfig
 from lstm_cli.config.tasks import Task
 from lstm_cli.config.validate import build, completed
+from lstm_cli.model.averaged import Network, build_network
 from lstm_cli.model.network import CarriedState, LSTMNetwork, ModelSpec
 from lstm_cli.runs.checkpoint import load_checkpoint
 
 
 @dataclass
 class TrainedModel:
-    model: LSTMNetwork
+    model: Network
     config: TrainConfig
     task: Task
     preprocessing: dict[str, Any]
@@ -36,7 +37,7 @@ def load_trained(path: Path, device: torch.device) -> TrainedModel:
     except (ConfigError, TypeError) as err:
         raise CheckpointError(f"{path}: written by an incompatible lstm-train ({err})") from err
     check_spec_fits_weights(spec, payload["model_state"], path)
-    model = LSTMNetwork(spec, packed=config.data.packed)
+    model = build_network(spec, packed=config.data.packed)
     try:
         model.load_state_dict(payload["model_state"])
     except (RuntimeError, TypeError) as err:
@@ -56,8 +57,13 @@ def load_trained(path: Path, device: torch.device) -> TrainedModel:
 
 def check_spec_fits_weights(spec: ModelSpec, state: dict[str, Tensor], path: Path) -> None:
     """Before building anything: the LSTM a spec describes needs at least 4H(I + H) weights
-    per layer and direction; a spec asking for more than the file holds (a crafted
+    per layer, direction and member; a spec asking for more than the file holds (a crafted
     `num_layers=1e9`, a `hidden_size` of gigabytes) is refused without allocating it."""
+    if spec.members < 1 or spec.averages not in ("outputs", "probabilities"):
+        raise CheckpointError(
+            f"{path}: the model it describes is not one lstm-train builds (members"
+            f" {spec.members}, averages {spec.averages!r})"
+        )
     held = sum(t.numel() for t in state.values() if isinstance(t, Tensor))
     directions = 2 if spec.bidirectional else 1
     hidden = spec.hidden_size
@@ -67,7 +73,7 @@ def check_spec_fits_weights(spec: ModelSpec, state: dict[str, Tensor], path: Pat
     needed = 0
     for layer in range(spec.num_layers):
         width = first_input if layer == 0 else hidden * directions
-        needed += directions * 4 * hidden * (width + hidden)
+        needed += spec.members * directions * 4 * hidden * (width + hidden)
         if needed > held:
             raise CheckpointError(
                 f"{path}: the weights do not fit the model it describes (its spec needs at"
@@ -89,7 +95,7 @@ def with_split_seed(saved: dict[str, Any]) -> dict[str, Any]:
 
 @torch.inference_mode()
 def forecast(
-    model: LSTMNetwork,
+    model: Network,
     series: Tensor,
     window: int,
     horizon: int,

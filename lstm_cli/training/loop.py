@@ -6,15 +6,15 @@ progress, a step checkpoint when due, a look at the stopping signals; then valid
 the row, step the scheduler, checkpoint best then last, stop early when the monitored
 metric stops improving. With `trainer.refit`, a fresh network then learns from the
 training and validation data together for as many steps as validation chose, and its
-weights are the run's (the validated ones kept in `checkpoints/validated.pt`). Finally the
-final weights score the test split (`results.py`). A run killed at any point continues from
+weights are the run's (the validated ones kept in `checkpoints/validated.pt`), or with
+`refit=average` both answer together (`refit.py`). Finally the network the run answers
+with scores the test split (`results.py`). A run killed at any point continues from
 `checkpoints/last.pt` to the result it would have reached.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +36,7 @@ from lstm_cli.data.files import fingerprints
 from lstm_cli.data.joined import JoinedSplit
 from lstm_cli.data.placement import place
 from lstm_cli.data.splits import Split, StreamSplit
-from lstm_cli.data.streamed import StreamedSplit
+from lstm_cli.model.averaged import Network
 from lstm_cli.model.network import CarriedState, LSTMNetwork, ModelSpec
 from lstm_cli.runs.checkpoint import load_checkpoint, save_checkpoint
 from lstm_cli.runs.rundir import MetricsLog, mark_latest
@@ -46,9 +46,9 @@ from lstm_cli.training.losses import build_loss
 from lstm_cli.training.metrics import epoch_line
 from lstm_cli.training.optim import build_optimizer, build_scheduler, step_scheduler
 from lstm_cli.training.precision import Precision
+from lstm_cli.training.refit import averages, final_network, refit_applies, refit_plan
 from lstm_cli.training.signals import StopRequest
 from lstm_cli.training.state import (
-    RefitProgress,
     Trainee,
     TrainingProgress,
     agreeing_best,
@@ -145,7 +145,9 @@ class Training:
             raise interrupted(stop, self.run_dir, self._epoch_name(), progress.batch_in_epoch)
         while progress.refit is None and not self._validated():
             self._run_epoch(stop, self._end_epoch)
-        if progress.refit is None and self._refits():
+        if progress.refit is None and refit_applies(
+            self.config.trainer, progress.best.epoch, self.data
+        ):
             self._start_refit()
         while progress.refit is not None and progress.refit.done < progress.refit.epochs:
             self._run_epoch(stop, self._end_refit_epoch)
@@ -249,49 +251,34 @@ class Training:
             quiet = epoch > 1 and epoch % trainer.log_every_epochs != 0  # train.log has them all
             log.info(epoch_line(row, trainer.max_epochs, improved), extra={"file_only": quiet})
 
-    def _refits(self) -> bool:
-        """Whether trainer.refit applies: text read as carried streams and data streamed
-        from disk by shard do not join; a run whose validation never improved has no length
-        to repeat."""
-        if not self.config.trainer.refit or not self.progress.best.epoch:
-            return False
-        if isinstance(self.data.train, StreamSplit | StreamedSplit):
-            log.info("trainer.refit: not for data read as streams; the validated weights stay")
-            return False
-        return len(self.data.val) > 0
-
     def _start_refit(self) -> None:
         """Validation has chosen the best epoch: a fresh network, drawn as the first was,
-        learns from the training and validation data together for as many optimizer steps
-        (at least trainer.min_steps, as early stopping waits that long; fewer only when
-        max_epochs ended the run sooner). The validated weights are kept in validated.pt."""
+        learns from the training and validation data together for as long (`refit_plan`).
+        The validated weights are kept in validated.pt."""
         trainer, progress = self.config.trainer, self.progress
-        steps_per_epoch = progress.global_step / progress.epoch
-        floor = min(trainer.min_steps, progress.global_step)  # min_steps, unless cut shorter
-        steps = max(round(steps_per_epoch * progress.best.epoch), floor)
         self.train_split = JoinedSplit([self.data.train, self.data.val])
-        batches = math.ceil(len(self.train_split) / (trainer.batch_size * self.world.size))
-        epochs = math.ceil(steps / batches)
+        plan = refit_plan(trainer, progress, len(self.train_split), self.world.size)
         if self.world.is_main:
             validated = load_checkpoint(self.checkpoints / "best.pt")
             save_checkpoint(validated, self.checkpoints / "validated.pt")
         seed_everything(trainer.seed)
         self._new_network()
-        progress.refit = RefitProgress(epochs, epochs * batches)
+        progress.refit = plan
         progress.shuffle_state = self.trainee.shuffle.get_state()
         log.info(
             "refit: a new network learns from the %d training and validation sequences for"
             " %d epochs (%d steps; validation chose epoch %d, kept in checkpoints/validated.pt)",
             len(self.train_split),
-            epochs,
-            epochs * batches,
+            plan.epochs,
+            plan.steps,
             progress.best.epoch,
         )
         self._save("last.pt")
 
     def _end_refit_epoch(self, seconds: float) -> None:
         """A refit epoch's end: no validation (its data is trained on), last.pt, and after the
-        last epoch best.pt first: evaluate, predict and export then use the refit weights."""
+        last epoch best.pt first, the network the run answers with (`final_network`):
+        evaluate, predict and export use it."""
         trainer, progress, refit = self.config.trainer, self.progress, self.progress.refit
         assert refit is not None
         progress.sums.gather_on_main(self.world)
@@ -300,23 +287,27 @@ class Training:
         refit.done += 1
         progress.next_epoch(self.trainee.shuffle.get_state())
         if refit.done == refit.epochs:
-            self._save("best.pt")
+            averaged = averages(trainer, progress)
+            network = final_network(self.trainee.model, self.checkpoints, averaged, self.data.task)
+            self._save("best.pt", network)
         self._save("last.pt")
         if self.world.is_main:
             quiet = 1 < refit.done < refit.epochs and refit.done % trainer.log_every_epochs != 0
             line = "refit epoch %d/%d  train/loss %.4g  %.2fs"
             log.info(line, refit.done, refit.epochs, loss, seconds, extra={"file_only": quiet})
 
-    def _save(self, name: str) -> None:
-        """Rank 0 writes, after all ranks pool their loss sums into its copy.
+    def _save(self, name: str, network: Network | None = None) -> None:
+        """Rank 0 writes `network` (the one training unless given), after all ranks pool
+        their loss sums into its copy.
 
         Never a state past a halting non-finite batch: that raises instead.
         """
         self.progress.sums.raise_if_halted()
         self.progress.gather_on_main(self.world)
         if self.world.is_main:
+            answering = self.trainee.model if network is None else network
             payload = checkpoint_payload(
-                self.trainee, self.progress, self.values, self.data, self.spec
+                self.trainee, answering, self.progress, self.values, self.data
             )
             save_checkpoint(payload, self.checkpoints / name)
             self._mark_latest()
@@ -330,9 +321,10 @@ class Training:
             mark_latest(self.run_dir)
             self.latest_marked = True
 
-    def score(self, split: Any) -> dict[str, float]:
+    def score(self, split: Any, network: Network | None = None) -> dict[str, float]:
+        """`split`'s loss and metrics by `network` (the one training unless given)."""
         return evaluate_split(
-            self.trainee.model,
+            self.trainee.model if network is None else network,
             split,
             self.data,
             self.loss_fn,

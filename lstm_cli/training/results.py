@@ -1,5 +1,5 @@
-"""A finished run's results: the test split scored by the final weights, beside its
-baselines (and, after `trainer.refit`, beside the weights validation chose)."""
+"""A finished run's results: the test split scored by the network the run answers with,
+beside its baselines (and, after `trainer.refit`, beside the weights validation chose)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from lstm_cli import __version__
 from lstm_cli.common.runtime import peak_memory_mib
-from lstm_cli.runs.checkpoint import load_checkpoint
+from lstm_cli.model.averaged import Network
 from lstm_cli.runs.rundir import write_json_atomic
 from lstm_cli.training.baselines import Comparison, compare, warnings_for
+from lstm_cli.training.refit import averages, final_network, validated_network
 
 if TYPE_CHECKING:
     from lstm_cli.training.loop import Training
@@ -27,14 +28,19 @@ class Results:
 
 
 def finish(training: Training, started: float) -> Results:
-    """Score the test split with the final weights (the best epoch's, or the refit's) and
-    its baselines; rank 0 writes results.json (and the TensorBoard hyperparameters)."""
+    """Score the test split with the final network (the best epoch's, the refit's, or both
+    averaged) and its baselines; rank 0 writes results.json (and TensorBoard's
+    hyperparameters)."""
     config, progress = training.config, training.progress
     trainer, best = config.trainer, progress.best
     refit = progress.refit
     if refit is None and training.best_state:  # empty only when no epoch improved (NaN)
         training.trainee.model.load_state_dict(training.best_state)
-    test = training.score(training.data.test)
+    averaged = averages(trainer, progress)
+    network = final_network(
+        training.trainee.model, training.checkpoints, averaged, training.data.task
+    )
+    test = training.score(training.data.test, network)
     batch = trainer.batch_size * 4
     comparison = compare(test, training.data, training.data.test, training.loss_fn, batch)
     warnings = warnings_for(comparison, "test", training.data.task, best.epoch, progress.epoch)
@@ -49,10 +55,10 @@ def finish(training: Training, started: float) -> Results:
         "epochs_completed": progress.epoch,
         "stopped_early": progress.epoch < trainer.max_epochs,
         "test": {f"test/{name}": value for name, value in test.items()},
-        "refit": None if refit is None else _refit_record(training),
+        "refit": None if refit is None else _refit_record(training, averaged),
         **comparison.to_dict("test"),
         "warnings": warnings,
-        "parameters": sum(p.numel() for p in training.trainee.model.parameters()),
+        "parameters": sum(p.numel() for p in network.parameters()),
         "wall_seconds": round(time.time() - started, 3),
         "data_load_seconds": training.data_load_seconds,
         **peak_memory_mib(training.device),
@@ -67,25 +73,25 @@ def finish(training: Training, started: float) -> Results:
     return Results(results, comparison, warnings)
 
 
-def _refit_record(training: Training) -> dict[str, Any]:
-    """What the refit did, and what the weights validation chose score on the test split."""
+def _refit_record(training: Training, averaged: bool) -> dict[str, Any]:
+    """What the refit did, and what the weights validation chose score on the test split
+    (with `trainer.refit=average`, the refit network's alone too): what training on the
+    validation data, and averaging, have changed."""
     refit, validated = training.progress.refit, training.checkpoints / "validated.pt"
     assert refit is not None
-    return {
+    model = training.trainee.model
+    record = {
         "epochs": refit.epochs,
         "steps": refit.steps,
         "sequences": len(training.train_split),
-        "validated_test": {f"test/{k}": v for k, v in _validated_test(training).items()},
+        "validated_test": _test_scores(training, validated_network(model, training.checkpoints)),
         "validated_checkpoint": str(validated.resolve()),
     }
+    if averaged:
+        record["refit_test"] = _test_scores(training, model)
+    return record
 
 
-def _validated_test(training: Training) -> dict[str, float]:
-    """The test scores of the weights validation chose, for the record beside the refit's:
-    what training on the validation data too has changed."""
-    model = training.trainee.model
-    refitted = {name: tensor.clone() for name, tensor in model.state_dict().items()}
-    model.load_state_dict(load_checkpoint(training.checkpoints / "validated.pt")["model_state"])
-    scores = training.score(training.data.test)
-    model.load_state_dict(refitted)
-    return scores
+def _test_scores(training: Training, network: Network) -> dict[str, float]:
+    scores = training.score(training.data.test, network)
+    return {f"test/{name}": value for name, value in scores.items()}

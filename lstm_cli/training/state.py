@@ -22,7 +22,8 @@ from torch import Tensor, nn
 from lstm_cli.common.distributed import World, gather_rows, my_rows
 from lstm_cli.common.errors import CheckpointError
 from lstm_cli.data.splits import PreparedData
-from lstm_cli.model.network import CarriedState, ModelSpec
+from lstm_cli.model.averaged import Network
+from lstm_cli.model.network import CarriedState
 from lstm_cli.runs.checkpoint import load_checkpoint
 from lstm_cli.training.early_stopping import BestTracker
 from lstm_cli.training.optim import Scheduler
@@ -106,15 +107,17 @@ def agreeing_best(path: Path, recorded: int) -> dict[str, Any]:
 
 def checkpoint_payload(
     trainee: Trainee,
+    network: Network,
     progress: TrainingProgress,
     config: dict[str, Any],
     data: PreparedData,
-    spec: ModelSpec,
 ) -> dict[str, Any]:
-    """Everything needed to evaluate, predict or resume, as tensors and plain containers."""
+    """Everything needed to evaluate, predict or resume, as tensors and plain containers:
+    `network` answers (the trainee's, or the validated and refit ones averaged); the rest
+    is the trainee's, to resume it."""
     return {
-        "model_spec": spec.to_dict(),
-        "model_state": trainee.model.state_dict(),
+        "model_spec": network.spec.to_dict(),
+        "model_state": network.state_dict(),
         "optimizer_state": trainee.optimizer.state_dict(),
         "scheduler_state": trainee.scheduler.state_dict() if trainee.scheduler else None,
         "scaler_state": trainee.scaler.state_dict() if trainee.scaler else None,
