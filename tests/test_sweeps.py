@@ -157,6 +157,7 @@ def test_killing_a_joblib_sweep_stops_its_workers_and_a_rerun_resumes_them(tmp_p
         "dataset.length=20000",
         "model=tiny",
         "trainer.max_epochs=2",
+        "trainer.refit=false",  # what is killed and resumed is the sweep, not the refit
         "trainer.checkpoint_every_steps=5",
         "optimizer.lr=0.001,0.002",
         "hydra.sweep.dir=outputs/multirun/nightly",
