@@ -1,11 +1,11 @@
-"""Networks trained apart that answer together (`trainer.refit_average`): a classifier's
+"""Networks trained apart that answer together (`trainer.refit=average`): a classifier's
 members average their class probabilities, any other's their outputs.
 
 Two networks from different starting points err on different sequences; their mean is
-steadier than either (measured on the panel: see `trainer.refit_average` in
-conf/train.yaml). The averaged network returns what one network does, so evaluation,
-prediction and export read it unchanged: means for outputs, and for a classifier the log
-of the mean probabilities, whose softmax is that mean.
+steadier than either (measured on the panel: see `trainer.refit` in conf/train.yaml). The
+averaged network returns what one network does, so evaluation, prediction and export read
+it unchanged: means for outputs, and for a classifier the log of the mean probabilities,
+whose softmax is that mean.
 """
 
 from __future__ import annotations
