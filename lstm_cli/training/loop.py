@@ -286,8 +286,8 @@ class Training:
         step_scheduler(self.trainee.scheduler, None)
         refit.done += 1
         progress.next_epoch(self.trainee.shuffle.get_state())
-        if refit.done == refit.epochs:
-            averaged = averages(trainer, progress)
+        if refit.done == refit.epochs:  # rank 0 alone writes best.pt, so it alone builds it
+            averaged = averages(trainer, progress) and self.world.is_main
             network = final_network(self.trainee.model, self.checkpoints, averaged, self.data.task)
             self._save("best.pt", network)
         self._save("last.pt")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from lstm_cli import __version__
 from lstm_cli.common.runtime import peak_memory_mib
-from lstm_cli.model.averaged import Network
+from lstm_cli.model.averaged import AveragedNetwork, Network
 from lstm_cli.runs.rundir import write_json_atomic
 from lstm_cli.training.baselines import Comparison, compare, warnings_for
 from lstm_cli.training.refit import averages, final_network, validated_network
@@ -55,7 +55,7 @@ def finish(training: Training, started: float) -> Results:
         "epochs_completed": progress.epoch,
         "stopped_early": progress.epoch < trainer.max_epochs,
         "test": {f"test/{name}": value for name, value in test.items()},
-        "refit": None if refit is None else _refit_record(training, averaged),
+        "refit": None if refit is None else _refit_record(training, network),
         **comparison.to_dict("test"),
         "warnings": warnings,
         "parameters": sum(p.numel() for p in network.parameters()),
@@ -73,18 +73,20 @@ def finish(training: Training, started: float) -> Results:
     return Results(results, comparison, warnings)
 
 
-def _refit_record(training: Training, averaged: bool) -> dict[str, Any]:
+def _refit_record(training: Training, network: Network) -> dict[str, Any]:
     """What the refit did, and what the weights validation chose score on the test split
-    (with `trainer.refit=average`, the refit network's alone too): what training on the
-    validation data, and averaging, have changed."""
+    (after `trainer.refit=average`, whose `network` holds them, the refit network's alone
+    too): what training on the validation data, and averaging, have changed."""
     refit, validated = training.progress.refit, training.checkpoints / "validated.pt"
     assert refit is not None
     model = training.trainee.model
+    averaged = isinstance(network, AveragedNetwork)
+    first = network.members[0] if averaged else validated_network(model, training.checkpoints)
     record = {
         "epochs": refit.epochs,
         "steps": refit.steps,
         "sequences": len(training.train_split),
-        "validated_test": _test_scores(training, validated_network(model, training.checkpoints)),
+        "validated_test": _test_scores(training, first),
         "validated_checkpoint": str(validated.resolve()),
     }
     if averaged:
