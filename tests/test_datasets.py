@@ -73,6 +73,7 @@ def test_npz_classification_with_lengths_and_predict(cli, tmp_path):
     assert set(rows[0]) == {"index", "predicted", "p_down", "p_up"}
 
 
+@pytest.mark.slow
 def test_npz_regression_with_several_targets_per_sequence(cli, tmp_path):
     """y [N, k]: k numbers per sequence, each scaled on its own and scored in its units;
     y [N, 1] is one target, as y [N] is; [N, k] cannot be classes."""

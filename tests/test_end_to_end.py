@@ -226,20 +226,6 @@ def test_variable_length_regression_packed_bucketed_bidirectional(cli, tmp_path)
     assert_png(tmp_path / "outputs/evaluate/latest/fit.png")
 
 
-def test_two_trainings_started_together_get_two_directories(tmp_path):
-    args = budgeted("train", "trainer.max_epochs=1", "model=tiny")
-    jobs = [
-        subprocess.Popen(
-            args, cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        for _ in range(2)
-    ]
-    assert all(job.wait(timeout=300) == 0 for job in jobs)
-    runs = [p for p in (tmp_path / "outputs/train").iterdir() if p.name != "latest"]
-    assert len(runs) == 2
-    assert all((run / "results.json").is_file() for run in runs)
-
-
 def test_output_root_setting_moves_every_run(cli, tmp_path):
     result = cli(
         "train",

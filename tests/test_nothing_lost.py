@@ -346,6 +346,7 @@ def test_a_kill_while_drawing_the_curves_leaves_a_finished_run_finished(tmp_path
         plots.learning_curves = killed_while_plotting
         """,
         *SMALL,
+        "plots=true",
     )
     assert result.returncode == 137
     run_dir = next((tmp_path / "outputs/train").glob("20*"))
@@ -353,6 +354,7 @@ def test_a_kill_while_drawing_the_curves_leaves_a_finished_run_finished(tmp_path
     assert read_json(run_dir / "results.json")["epochs_completed"] == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "moment", "refit"),
     [

@@ -61,7 +61,9 @@ def test_predict_draws_the_forecast_beside_its_csv(trained_airline, tmp_path):
 
 def test_without_matplotlib_runs_work_and_say_once_how_to_get_plots(tmp_path):
     no_plots = {"PYTHONPATH": blocked(tmp_path, "matplotlib")}
-    result = run_cli("train", "trainer.max_epochs=2", "model=tiny", cwd=tmp_path, **no_plots)
+    result = run_cli(
+        "train", "trainer.max_epochs=2", "model=tiny", "plots=true", cwd=tmp_path, **no_plots
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(PLOTS_HINT) == 1
     run = tmp_path / "outputs/train/latest"

@@ -112,7 +112,7 @@ def test_the_train_settings_table_matches_the_schema_and_train_yaml():
         {f"trainer.{name}" for name in fields(TrainerConfig)}
         | {f"data.{name}" for name in fields(DataConfig)}
         | {f"augment.{name}" for name in fields(AugmentConfig)}
-        | {"resume", "output_root"}
+        | {"plots", "resume", "output_root"}
     )
     assert set(rows) == expected
     defaults = train_yaml_values()
@@ -262,6 +262,7 @@ def write_recipe_data(folder: Path) -> None:
     (folder / "corpus.txt").write_text(verse * 400)
 
 
+@pytest.mark.slow
 def test_the_own_data_and_long_sequence_recipes_run_as_pasted(tmp_path):
     """Each README recipe on small files of the shape it names, a training cut to one epoch
     of the tiny model (appended overrides win), each predict reading the training before it."""
@@ -278,13 +279,15 @@ def test_the_own_data_and_long_sequence_recipes_run_as_pasted(tmp_path):
             assert result.stdout.count("Once upon") >= 1, "the continuation is printed"
 
 
+@pytest.mark.slow
 def test_the_sweep_and_export_recipes_run_as_pasted(tmp_path):
     """Each sweep with its trainings cut to one epoch, report on the newest sweep (for the
     README's <stamp>), then both exports of a run."""
     sweeps = recipe_commands("### Sweeps")
     assert [command[1] for command in sweeps] == ["train", "train", "report"]
     for command in sweeps[:2]:
-        result = run_cli(*command[1:], "trainer.max_epochs=1", cwd=tmp_path)
+        budget = ("trainer.max_epochs=1", "trainer.refit=false", "plots=false")
+        result = run_cli(*command[1:], *budget, cwd=tmp_path)
         assert result.returncode == 0, (command, result.stderr)
         assert "best job: " in result.stdout
     newest = max((tmp_path / "outputs/multirun").iterdir())

@@ -16,7 +16,7 @@ from conftest import SCRIPT, RunsCodeWhenUnpickled, assert_clean_error, budgeted
 
 SINE = (
     "dataset=sine",
-    "trainer.max_epochs=12",
+    "trainer.max_epochs=8",
     "model=tiny",
     "model.num_layers=2",
     "model.dropout=0.2",

@@ -126,7 +126,7 @@ def test_text_streams_stopped_mid_epoch_under_torchrun_resume_as_if_never_stoppe
     args = (*TEXT, "trainer.max_epochs=4")
     for name in ("whole", "stopped"):
         (tmp_path / name).mkdir()
-        write_text(tmp_path / name / "corpus.txt", characters=60_000)
+        write_text(tmp_path / name / "corpus.txt", characters=30_000)
     result = torchrun(tmp_path / "whole", *args)
     assert result.returncode == 0, result.stderr[-3000:]
     expected = final_state(next_run(tmp_path / "whole"))
@@ -188,7 +188,7 @@ def test_resume_under_torchrun(tmp_path):
 def test_sigterm_to_torchrun_stops_every_rank_at_one_step_and_resumes(tmp_path):
     """What a scheduler does: SIGTERM to torchrun, which passes it to the ranks. They agree
     on one stopping step, rank 0 checkpoints, and a resume under torchrun finishes the run."""
-    long_run = ("model=tiny", "trainer.num_threads=1", "trainer.patience=null")
+    long_run = ("model=tiny", "trainer.num_threads=1", "trainer.patience=null", "plots=true")
     process = subprocess.Popen(
         torchrun_command(*long_run, "trainer.max_epochs=2000"),
         cwd=tmp_path,

@@ -97,10 +97,10 @@ def _read_results(run_dir: Path) -> dict[str, Any]:
 
 
 def _close(training: Training) -> None:
-    """However the run ends: TensorBoard flushed, curves.png of the epochs so far."""
+    """However the run ends: TensorBoard flushed, curves.png of the epochs so far (`plots`)."""
     training.close_logs()
     rows = training.progress.rows
-    if rows and training.world.is_main:
+    if rows and training.world.is_main and training.config.plots:
         monitor, best_epoch = training.config.trainer.monitor, training.progress.best.epoch
         plots.learning_curves(rows, monitor, best_epoch, training.run_dir / "curves.png")
 

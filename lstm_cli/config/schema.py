@@ -238,6 +238,7 @@ class TrainConfig:
     data: DataConfig
     augment: AugmentConfig
     logger: Any
+    plots: bool
     hparams_search: SearchConfig | None
     resume: str | None
     output_root: str

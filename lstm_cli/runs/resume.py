@@ -28,6 +28,7 @@ MAY_CHANGE = (
     "hparams_search.trials",
     "logger.name",
     "logger.every_steps",
+    "plots",
 )
 
 
