@@ -49,7 +49,7 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 def budgeted(*args: str) -> list[str]:
     """`lstm-train ARGS` as the tests run it. A training (no `-m`, `--cfg` or `--help`) that
-    sets no `plots` draws no curves.png (`plots=false`: 1.8 s of matplotlib a run), and a new
+    sets no `plots` draws no curves.png (`plots=false`: about 1 s of matplotlib a run), and a new
     one that sets no `trainer.refit` trains without the refit (`trainer.refit=false`), which
     would double its time. The pictures and the refit have tests of their own that set
     them, and the README's quick start runs both in CI; a resume keeps the refit it was

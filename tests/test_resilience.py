@@ -279,25 +279,18 @@ def signalled_then_resumed(workdir: Path, args: tuple[str, ...], pause: float):
 
 
 @pytest.mark.slow
-def test_a_per_step_schedule_resumes_mid_epoch_bit_identical(tmp_path):
-    """scheduler=onecycle moves every step: a checkpoint between two epochs' ends must
-    carry its position, or the resumed run's learning rates (and weights) drift."""
-    cycle = (*SINE, "scheduler=onecycle", "scheduler.steps=150", "trainer.max_epochs=12")
-    run_dir, _, expected = signalled_then_resumed(tmp_path, cycle, 0.3)
-    assert_same_run(run_dir, expected)
-    rates = [float(row["lr"]) for row in expected[1]]
-    assert max(rates) == pytest.approx(3e-3, rel=0.05) and rates[-1] < rates[0] / 10
-
-
-@pytest.mark.slow
-def test_augmented_batches_resume_mid_epoch_bit_identical(tmp_path):
-    """Crops and scales are drawn from torch's generators: a checkpoint between two steps
-    must carry their states, or the resumed run trains on other batches."""
+def test_augmented_batches_and_a_per_step_schedule_resume_mid_epoch_bit_identical(tmp_path):
+    """Crops and scales are drawn from torch's generators, and scheduler=onecycle moves the
+    learning rate every step: a checkpoint between two steps must carry the generators'
+    states and the schedule's position, or the resumed run trains on other batches at
+    other rates."""
     augmented = (
         "dataset=italy_power",
         "model=tiny",
         "augment.scale=0.2",
         "augment.crop=0.8",
+        "scheduler=onecycle",
+        "scheduler.steps=300",
         "trainer.max_epochs=80",
         "trainer.patience=null",
         "trainer.checkpoint_every_steps=3",
@@ -306,3 +299,5 @@ def test_augmented_batches_resume_mid_epoch_bit_identical(tmp_path):
     run_dir, output, expected = signalled_then_resumed(tmp_path, augmented, 0.5)
     assert "augmented=random 80% of each sequence" in output
     assert_same_run(run_dir, expected)
+    rates = [float(row["lr"]) for row in expected[1]]
+    assert max(rates) == pytest.approx(3e-3, rel=0.05) and rates[-1] < rates[0] / 10

@@ -175,16 +175,6 @@ def next_run(workdir: Path) -> Path:
     return next(p for p in (workdir / "outputs/train").iterdir() if not p.is_symlink())
 
 
-def test_resume_under_torchrun(tmp_path):
-    first = torchrun(tmp_path, *ARGS[1:], "trainer.max_epochs=2")
-    assert first.returncode == 0, first.stderr[-3000:]
-    again = torchrun(tmp_path, *ARGS[1:], "trainer.max_epochs=3", "resume=latest")
-    assert again.returncode == 0, again.stderr[-3000:]
-    runs = [p for p in (tmp_path / "outputs/train").iterdir() if not p.is_symlink()]
-    assert len(runs) == 1
-    assert [row["epoch"] for row in rows(runs[0] / "metrics.csv")] == ["1", "2", "3"]
-
-
 def test_sigterm_to_torchrun_stops_every_rank_at_one_step_and_resumes(tmp_path):
     """What a scheduler does: SIGTERM to torchrun, which passes it to the ranks. They agree
     on one stopping step, rank 0 checkpoints, and a resume under torchrun finishes the run."""
