@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import assert_clean_error, run_cli
+from conftest import assert_clean_error, run_in_process
 
 from lstm_cli.config.schema import AugmentConfig
 from lstm_cli.config.validate import option_config
@@ -70,6 +70,6 @@ def test_only_classification_of_numbers_is_augmented():
 
 @pytest.mark.parametrize(("key", "value"), [("augment.crop", "0"), ("augment.scale", "-0.1")])
 def test_an_augmentation_out_of_range_is_a_config_error(tmp_path, key, value):
-    result = run_cli("train", "dataset=italy_power", f"{key}={value}", cwd=tmp_path)
+    result = run_in_process("train", "dataset=italy_power", f"{key}={value}", cwd=tmp_path)
     assert_clean_error(result, 2, key, value)
     assert not (tmp_path / "outputs").exists()

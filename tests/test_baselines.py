@@ -88,7 +88,7 @@ def test_seasonal_naive_is_exact_on_a_periodic_series():
     assert comparison.best == "seasonal naive (20)" and comparison.skill < 0
 
 
-def test_mase_scales_errors_by_the_in_sample_seasonal_naive_error():
+def test_mase_scales_errors_by_the_in_sample_seasonal_naive_error(train):
     comparison = sine_comparison(noise=0.1, model_mae=0.05)
     seasonal = comparison.baselines["seasonal naive (20)"]
     assert seasonal["mase"] == pytest.approx(1.0, abs=0.15)  # the same noise in and out of sample
@@ -110,9 +110,8 @@ def write_sequences(path: Path, rows: list[tuple[int, float, str]], length: int 
     path.write_text("\n".join(lines) + "\n")
 
 
-def train_on(cli, path: Path):
-    return cli(
-        "train",
+def train_on(train, path: Path):
+    return train(
         "dataset=csv_sequences",
         f"dataset.path={path}",
         "model=tiny",
@@ -122,12 +121,12 @@ def train_on(cli, path: Path):
     )
 
 
-def test_results_and_console_report_the_baseline_and_a_learnable_set_is_not_warned(cli, tmp_path):
+def test_results_and_console_report_the_baseline_and_a_learnable_set_is_not_warned(tmp_path, train):
     path = tmp_path / "signs.csv"
     write_sequences(
         path, [(i, 1.0 if i % 2 else -1.0, "up" if i % 2 else "down") for i in range(60)]
     )
-    result = train_on(cli, path)
+    result = train_on(train, path)
     assert result.returncode == 0, result.stderr
     results = read_json(tmp_path / "outputs/train/latest/results.json")
     assert results["test"]["test/acc"] > 0.9
@@ -139,14 +138,14 @@ def test_results_and_console_report_the_baseline_and_a_learnable_set_is_not_warn
     assert "features=a, b " in log  # by name, never the step or id column
 
 
-def test_a_set_the_model_cannot_beat_its_baseline_on_is_warned(cli, tmp_path):
+def test_a_set_the_model_cannot_beat_its_baseline_on_is_warned(cli, tmp_path, train):
     path = tmp_path / "constant.csv"
     lines = ["series_id,step,a,label"]
     for sequence_id in range(40):
         label = "rare" if sequence_id % 4 == 0 else "common"
         lines += [f"{sequence_id},{step},1.0,{label}" for step in range(6)]
     path.write_text("\n".join(lines) + "\n")
-    result = train_on(cli, path)
+    result = train_on(train, path)
     assert result.returncode == 0, result.stderr
     results = read_json(tmp_path / "outputs/train/latest/results.json")
     assert results["skill"]["value"] <= 0

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from conftest import SCRIPT, assert_clean_error, cli_env
+from conftest import SCRIPT, assert_clean_error, cli_env, run_in_process
 
 
 def test_no_arguments_prints_usage_with_every_subcommand(cli):
@@ -162,7 +162,7 @@ def test_out_of_range_values_name_key_value_and_range(cli, tmp_path):
 
 
 def test_errors_found_from_the_machine_or_the_checkpoint_leave_no_run_folder(
-    cli, tmp_path, trained_airline
+    tmp_path, trained_airline
 ):
     """Checked before Hydra makes a run directory, so `report` never lists them."""
     run_dir = f"run_dir={trained_airline / 'outputs/train/latest'}"
@@ -177,7 +177,7 @@ def test_errors_found_from_the_machine_or_the_checkpoint_leave_no_run_folder(
     if not torch.cuda.is_available():
         cases.append((("train", "trainer.device=cuda"), 2, "has no CUDA device"))
     for args, code, needle in cases:
-        assert_clean_error(cli(*args), code, needle)
+        assert_clean_error(run_in_process(*args, cwd=tmp_path), code, needle)
     assert not (tmp_path / "outputs").exists()
 
 

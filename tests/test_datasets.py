@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_clean_error, assert_png, read_json, run_cli
+from conftest import assert_clean_error, assert_png, read_json, run_cli, run_in_process
 
 AIRLINE_CSV = Path(__file__).parents[1] / "lstm_cli/data/embedded/airline/airline.csv"
 
@@ -18,9 +18,8 @@ def results(workdir: Path) -> dict:
     return read_json(workdir / "outputs/train/latest/results.json")
 
 
-def test_sine_forecasts_in_original_units(cli, tmp_path):
-    result = cli(
-        "train",
+def test_sine_forecasts_in_original_units(cli, tmp_path, train):
+    result = train(
         "dataset=sine",
         "dataset.length=400",
         "dataset.val_size=50",
@@ -36,9 +35,8 @@ def test_sine_forecasts_in_original_units(cli, tmp_path):
     assert [r["step"] for r in rows] == [str(k) for k in range(1, 11)]
 
 
-def test_adding_problem_is_regression_with_two_inputs(cli, tmp_path):
-    result = cli(
-        "train",
+def test_adding_problem_is_regression_with_two_inputs(cli, tmp_path, train):
+    result = train(
         "dataset=adding",
         "dataset.seq_len=20",
         "dataset.train_size=200",
@@ -55,14 +53,14 @@ def test_adding_problem_is_regression_with_two_inputs(cli, tmp_path):
     assert evaluated["metrics"]["test/loss"] == results(tmp_path)["test"]["test/loss"]
 
 
-def test_npz_classification_with_lengths_and_predict(cli, tmp_path):
+def test_npz_classification_with_lengths_and_predict(cli, tmp_path, train):
     generator = np.random.default_rng(0)
     x = generator.normal(size=(60, 8, 3))
     lengths = generator.integers(2, 9, size=60)
     y = np.where(x[:, 0, 0] > 0, "up", "down")
     np.savez(tmp_path / "train.npz", x=x, y=y, lengths=lengths)
     np.savez(tmp_path / "new.npz", x=x[:4], lengths=lengths[:4])
-    result = cli("train", "dataset=npz", "dataset.path=train.npz", *QUICK)
+    result = train("dataset=npz", "dataset.path=train.npz", *QUICK)
     assert result.returncode == 0, result.stderr
     assert set(results(tmp_path)["test"]) == {"test/loss", "test/acc", "test/f1"}
     result = cli("predict", "run_dir=outputs/train/latest", "input=new.npz", "output=p.csv")
@@ -74,7 +72,7 @@ def test_npz_classification_with_lengths_and_predict(cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_npz_regression_with_several_targets_per_sequence(cli, tmp_path):
+def test_npz_regression_with_several_targets_per_sequence(cli, tmp_path, train):
     """y [N, k]: k numbers per sequence, each scaled on its own and scored in its units;
     y [N, 1] is one target, as y [N] is; [N, k] cannot be classes."""
     generator = np.random.default_rng(0)
@@ -84,7 +82,7 @@ def test_npz_regression_with_several_targets_per_sequence(cli, tmp_path):
     np.savez(tmp_path / "held.npz", x=x[:20], y=y[:20])
     np.savez(tmp_path / "column.npz", x=x, y=y[:, :1])
     regression = ("dataset=npz", "dataset.task=regression", "loss=mse", *QUICK)
-    result = cli("train", "dataset.path=train.npz", *regression)
+    result = train("dataset.path=train.npz", *regression)
     assert result.returncode == 0, result.stderr
     trained = results(tmp_path)["test"]
     assert {"test/rmse", "test/mae"} <= set(trained)
@@ -94,22 +92,23 @@ def test_npz_regression_with_several_targets_per_sequence(cli, tmp_path):
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert set(rows[0]) == {"index", "predicted_0", "predicted_1"} and len(rows) == 20
     assert cli("evaluate", "run_dir=outputs/train/latest", "input=held.npz").returncode == 0
-    result = cli("evaluate", "run_dir=outputs/train/latest", "input=column.npz")
+    result = run_in_process(
+        "evaluate", "run_dir=outputs/train/latest", "input=column.npz", cwd=tmp_path
+    )
     assert_clean_error(result, 1, "column.npz", "1 regression targets per sequence", "on 2")
 
-    assert cli("train", "dataset.path=column.npz", *regression).returncode == 0
-    result = cli("train", "dataset=npz", "dataset.path=train.npz", *QUICK)
+    assert train("dataset.path=column.npz", *regression).returncode == 0
+    result = train("dataset=npz", "dataset.path=train.npz", *QUICK)
     assert_clean_error(result, 1, "train.npz", "array 'y'", "dataset.task=regression")
 
 
-def test_csv_forecast_with_covariates_time_column_and_two_targets(cli, tmp_path):
+def test_csv_forecast_with_covariates_time_column_and_two_targets(cli, tmp_path, train):
     lines = ["date,a,b,temp"]
     for day in range(90):
         date = np.datetime64("2024-01-01") + day
         lines.append(f"{date},{10 + day % 7},{20 + day % 5},{day % 3}")
     (tmp_path / "shop.csv").write_text("\n".join(lines) + "\n")
-    result = cli(
-        "train",
+    result = train(
         "dataset=csv_forecast",
         "dataset.path=shop.csv",
         "dataset.target=[a,b]",
@@ -129,9 +128,9 @@ def test_csv_forecast_with_covariates_time_column_and_two_targets(cli, tmp_path)
     assert set(rows[0]) == {"date", "a", "b"}
 
 
-def test_text_with_fractions_and_unknown_characters_at_predict(cli, tmp_path):
+def test_text_with_fractions_and_unknown_characters_at_predict(cli, tmp_path, train):
     (tmp_path / "corpus.txt").write_text("the quick brown fox jumps over the lazy dog. " * 80)
-    result = cli("train", "dataset=text", "dataset.path=corpus.txt", "dataset.seq_len=20", *QUICK)
+    result = train("dataset=text", "dataset.path=corpus.txt", "dataset.seq_len=20", *QUICK)
     assert result.returncode == 0, result.stderr
     assert results(tmp_path)["test"]["test/bpc"] > 0
     result = cli(
@@ -142,12 +141,11 @@ def test_text_with_fractions_and_unknown_characters_at_predict(cli, tmp_path):
 
 
 @pytest.mark.parametrize(("policy", "train_windows"), [("drop", 63), ("ffill", 64)])
-def test_missing_value_policies_drop_or_fill_and_train(cli, tmp_path, policy, train_windows):
+def test_missing_value_policies_drop_or_fill_and_train(tmp_path, policy, train_windows, train):
     lines = ["t,y"] + [f"{t},{10 + t % 7}" for t in range(80)]
     lines[6] = "5,"  # one empty cell
     (tmp_path / "gaps.csv").write_text("\n".join(lines) + "\n")
-    result = cli(
-        "train",
+    result = train(
         "dataset=csv_forecast",
         "dataset.path=gaps.csv",
         "dataset.target=y",
@@ -175,7 +173,6 @@ def write_panel(path: Path) -> None:
 
 
 PANEL = (
-    "train",
     "dataset=csv_forecast",
     "dataset.path=panel.csv",
     "dataset.target=value",
@@ -183,9 +180,9 @@ PANEL = (
 )
 
 
-def test_many_series_in_one_file_train_one_model_and_predict_each(cli, tmp_path):
+def test_many_series_in_one_file_train_one_model_and_predict_each(cli, tmp_path, train):
     write_panel(tmp_path / "panel.csv")
-    result = cli(
+    result = train(
         *PANEL,
         "dataset.time_column=year",
         "dataset.horizon=3",
@@ -216,9 +213,9 @@ def test_many_series_in_one_file_train_one_model_and_predict_each(cli, tmp_path)
     assert levels["B"] > 100 * levels["C"]  # each series forecast at its own level
 
 
-def test_a_panel_series_too_short_for_its_held_out_steps_is_named(cli, tmp_path):
+def test_a_panel_series_too_short_for_its_held_out_steps_is_named(tmp_path, train):
     write_panel(tmp_path / "panel.csv")
-    result = cli(*PANEL, "dataset.val_size=8", "dataset.test_size=8", *QUICK)
+    result = train(*PANEL, "dataset.val_size=8", "dataset.test_size=8", *QUICK)
     assert result.returncode == 1
     assert "series B have no more than val_size + test_size = 16 steps" in result.stderr
 
@@ -240,7 +237,7 @@ def test_parquet_and_feather_files_train_like_their_csv(tmp_path, suffix):
     scores = []
     for name in (path.name, "q.csv"):
         args = ("dataset=csv_sequences", f"dataset.path={name}", "dataset.id_column=id")
-        result = run_cli("train", *args, "model=tiny", "trainer.max_epochs=2", cwd=tmp_path)
+        result = run_in_process("train", *args, "model=tiny", "trainer.max_epochs=2", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         scores.append(read_json(tmp_path / "outputs/train/latest/results.json")["test"])
     assert scores[0] == scores[1], "the same data, whatever the format"
@@ -253,10 +250,12 @@ def test_the_task_picks_the_loss_unless_the_user_names_one(tmp_path):
     )
     (tmp_path / "r.csv").write_text("id,step,v,label\n" + rows)
     args = ("dataset=csv_sequences", "dataset.path=r.csv", "dataset.id_column=id", *QUICK)
-    result = run_cli("train", *args, "dataset.task=regression", cwd=tmp_path)
+    result = run_in_process("train", *args, "dataset.task=regression", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert results(tmp_path)["task"] == "regression" and "test/rmse" in results(tmp_path)["test"]
-    named = run_cli("train", *args, "dataset.task=regression", "loss=cross_entropy", cwd=tmp_path)
+    named = run_in_process(
+        "train", *args, "dataset.task=regression", "loss=cross_entropy", cwd=tmp_path
+    )
     assert named.returncode == 2 and "loss=cross_entropy does not fit" in named.stderr
 
 
@@ -274,14 +273,16 @@ def test_evaluate_scores_a_new_labelled_file_whole(tmp_path):
     write("train.csv", 40, 0.0)
     write("new.csv", 14, 0.05)
     args = ("dataset=csv_sequences", "dataset.path=train.csv", "dataset.id_column=id", *QUICK)
-    assert run_cli("train", *args, cwd=tmp_path).returncode == 0
+    assert run_in_process("train", *args, cwd=tmp_path).returncode == 0
     result = run_cli("evaluate", "run_dir=outputs/train/latest", "input=new.csv", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     scored = read_json(tmp_path / "outputs/evaluate/latest/metrics.json")
     assert scored["split"] == "input" and scored["samples"] == 14
     assert scored["input"] == str(tmp_path / "new.csv")
     assert set(scored["metrics"]) == {"input/loss", "input/acc", "input/f1"}
-    missing = run_cli("evaluate", "run_dir=outputs/train/latest", "input=nope.csv", cwd=tmp_path)
+    missing = run_in_process(
+        "evaluate", "run_dir=outputs/train/latest", "input=nope.csv", cwd=tmp_path
+    )
     assert missing.returncode == 1 and "input=nope.csv: no such file" in missing.stderr
 
 
@@ -309,13 +310,13 @@ def test_evaluate_input_of_a_forecaster_scores_the_files_last_months(
     assert "input/mape" in other.stdout and "seasonal naive (12) input/mae" in other.stdout
 
 
-def test_stamps_in_a_named_spelling_train_and_date_the_forecasts_alike(cli, tmp_path):
+def test_stamps_in_a_named_spelling_train_and_date_the_forecasts_alike(cli, tmp_path, train):
     days = [f"03/{day:02d}/2024" for day in range(1, 31)]
     lines = ["day,sales"] + [f"{d},{10 + n % 7 + n * 0.1:.2f}" for n, d in enumerate(days)]
     (tmp_path / "s.csv").write_text("\n".join(lines) + "\n")
     keys = ("dataset=csv_forecast", "dataset.path=s.csv", "dataset.target=sales")
     spelled = ("dataset.time_column=day", "dataset.time_format=%m/%d/%Y", "dataset.window=10")
-    result = cli("train", *keys, *spelled, "dataset.val_size=5", "dataset.test_size=5", *QUICK)
+    result = train(*keys, *spelled, "dataset.val_size=5", "dataset.test_size=5", *QUICK)
     assert result.returncode == 0, result.stderr
     assert "seasonal naive (7)" in result.stdout  # daily stamps: a weekly season
     result = cli("predict", "run_dir=outputs/train/latest", "input=s.csv", "predict.steps=2")

@@ -18,6 +18,7 @@ from conftest import (
     cli_env,
     read_json,
     run_cli,
+    run_in_process,
 )
 
 AIRLINE = Path(__file__).parents[1] / "lstm_cli" / "data" / "embedded" / "airline" / "airline.csv"
@@ -111,7 +112,8 @@ def test_predict_never_overwrites_without_permission(trained_airline, tmp_path):
     output = tmp_path / "kept.csv"
     output.write_text("precious\n")
     args = ("predict", "run_dir=outputs/train/latest", f"input={AIRLINE}", f"output={output}")
-    assert_clean_error(run_cli(*args, cwd=trained_airline), 2, str(output), "predict.overwrite")
+    refused = run_in_process(*args, cwd=trained_airline)
+    assert_clean_error(refused, 2, str(output), "predict.overwrite")
     assert output.read_text() == "precious\n"
     assert run_cli(*args, "predict.overwrite=true", cwd=trained_airline).returncode == 0
     assert output.read_text().startswith("month,passengers")
@@ -124,9 +126,9 @@ def test_output_is_plain_when_not_on_a_terminal(trained_airline):
     assert ANSI_ESCAPE not in log
 
 
-def test_log_every_epochs_thins_the_console_but_not_the_log(cli, tmp_path):
+def test_log_every_epochs_thins_the_console_but_not_the_log(tmp_path, train):
     args = ("model=tiny", "trainer.max_epochs=7", "trainer.log_every_epochs=3")
-    result = cli("train", *args, "trainer.patience=null")
+    result = train(*args, "trainer.patience=null")
     assert result.returncode == 0, result.stderr
     shown = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("epoch ")]
     assert shown == ["1/7", "3/7", "6/7"]
@@ -151,8 +153,8 @@ def test_a_terminal_gets_rich_output(tmp_path):
     assert "lstm layer 1" in result.stdout and "parameters" in result.stdout
 
 
-def test_classification_end_to_end(cli, tmp_path):
-    result = cli("train", "dataset=italy_power", "trainer.max_epochs=3", "model=tiny")
+def test_classification_end_to_end(cli, tmp_path, train):
+    result = train("dataset=italy_power", "trainer.max_epochs=3", "model=tiny")
     assert result.returncode == 0, result.stderr
     test = read_json(tmp_path / "outputs/train/latest/results.json")["test"]
     assert set(test) == {"test/loss", "test/acc", "test/f1"}
@@ -170,10 +172,8 @@ def test_classification_end_to_end(cli, tmp_path):
     assert_png(tmp_path / "outputs/evaluate/latest/confusion_matrix.png")
 
 
-def test_language_model_end_to_end(cli, tmp_path):
-    result = cli(
-        "train", "dataset=kjv", "trainer.max_epochs=1", "model=tiny", "trainer.batch_size=64"
-    )
+def test_language_model_end_to_end(cli, tmp_path, train):
+    result = train("dataset=kjv", "trainer.max_epochs=1", "model=tiny", "trainer.batch_size=64")
     assert result.returncode == 0, result.stderr
     test = read_json(tmp_path / "outputs/train/latest/results.json")["test"]
     assert set(test) == {"test/loss", "test/acc", "test/ppl", "test/bpc"}
@@ -198,11 +198,10 @@ def variable_length_regression(path: Path, count: int, seed: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_variable_length_regression_packed_bucketed_bidirectional(cli, tmp_path):
+def test_variable_length_regression_packed_bucketed_bidirectional(cli, tmp_path, train):
     variable_length_regression(tmp_path / "train.csv", 300, seed=1)
     variable_length_regression(tmp_path / "new.csv", 5, seed=2)
-    result = cli(
-        "train",
+    result = train(
         "dataset=csv_sequences",
         "dataset.path=train.csv",
         "dataset.task=regression",
@@ -226,7 +225,7 @@ def test_variable_length_regression_packed_bucketed_bidirectional(cli, tmp_path)
     assert_png(tmp_path / "outputs/evaluate/latest/fit.png")
 
 
-def test_output_root_setting_moves_every_run(cli, tmp_path):
+def test_output_root_setting_moves_every_run(cli, tmp_path, train):
     result = cli(
         "train",
         "trainer.max_epochs=1",
@@ -235,7 +234,8 @@ def test_output_root_setting_moves_every_run(cli, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "nightly/train/latest/results.json").is_file()
-    result = cli("train", "trainer.max_epochs=1", "model=tiny", "output_root=elsewhere")
+    result = train("trainer.max_epochs=1", "model=tiny", "output_root=elsewhere")
+    assert result.returncode == 0, result.stderr
     assert (tmp_path / "elsewhere/train/latest/results.json").is_file()
 
 
@@ -263,22 +263,27 @@ def test_a_failed_sweep_job_is_reported_and_the_sweep_goes_on(cli, tmp_path):
     assert finished == ["1_model=tiny,trainer.batch_size=8,trainer.max_epochs=1"]
 
 
-def test_a_sweep_with_an_unknown_monitor_fails_before_any_job(cli, tmp_path):
-    result = cli("train", "-m", "optimizer=adam,sgd", "trainer.monitor=val/accuracy")
+def test_a_sweep_with_an_unknown_monitor_fails_before_any_job(tmp_path):
+    result = run_in_process(
+        "train", "-m", "optimizer=adam,sgd", "trainer.monitor=val/accuracy", cwd=tmp_path
+    )
     assert_clean_error(result, 2, "trainer.monitor=val/accuracy", "val/rmse")
     assert not list(tmp_path.glob("outputs/multirun/*/*/train.log")), "no job ran"
 
 
-def test_missing_data_file_is_a_data_error(cli, tmp_path):
-    result = cli("train", "dataset=csv_forecast", "dataset.path=nowhere.csv", "dataset.target=y")
+def test_missing_data_file_is_a_data_error(tmp_path, train):
+    result = train("dataset=csv_forecast", "dataset.path=nowhere.csv", "dataset.target=y")
     assert_clean_error(result, 1, "dataset.path=nowhere.csv", "no such file")
     log = next((tmp_path / "outputs/train").glob("*/train.log")).read_text()
     assert "Traceback" in log
 
 
-def test_evaluate_without_a_run_is_a_usage_error(cli):
-    assert_clean_error(cli("evaluate"), 2, "run_dir=DIR", "checkpoint=FILE")
-    assert_clean_error(cli("evaluate", "run_dir=missing"), 2, "run_dir=missing")
+def test_evaluate_without_a_run_is_a_usage_error(tmp_path):
+    assert_clean_error(
+        run_in_process("evaluate", cwd=tmp_path), 2, "run_dir=DIR", "checkpoint=FILE"
+    )
+    missing = run_in_process("evaluate", "run_dir=missing", cwd=tmp_path)
+    assert_clean_error(missing, 2, "run_dir=missing")
 
 
 def test_a_reader_that_stops_early_leaves_the_run_going_quietly(tmp_path):

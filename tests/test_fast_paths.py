@@ -140,16 +140,16 @@ def test_a_split_moved_to_a_device_hands_out_the_same_batches():
     assert torch.equal(moved.x, original.x) and torch.equal(moved.y, original.y)
 
 
-def test_float16_on_the_cpu_is_a_config_error_before_any_work(cli, tmp_path):
-    result = cli("train", "trainer.precision=16-mixed", "trainer.device=cpu")
+def test_float16_on_the_cpu_is_a_config_error_before_any_work(tmp_path, train):
+    result = train("trainer.precision=16-mixed", "trainer.device=cpu")
     assert_clean_error(result, 2, "trainer.precision=16-mixed", "bf16-mixed")
     assert not (tmp_path / "outputs").exists()
 
 
-def test_a_bf16_mixed_run_trains_and_records_its_precision(cli, tmp_path):
+def test_a_bf16_mixed_run_trains_and_records_its_precision(tmp_path, train):
     """Where the CPU has no bfloat16 LSTM kernel (an AMD EPYC without AVX-512, say), the
     run is refused before any work instead of failing at its first step."""
-    result = cli("train", "dataset=sine", "trainer.max_epochs=2", "trainer.precision=bf16-mixed")
+    result = train("dataset=sine", "trainer.max_epochs=2", "trainer.precision=bf16-mixed")
     if not cpu_runs_bfloat16():
         assert_clean_error(result, 2, "trainer.precision=bf16-mixed", "trainer.precision=32")
         assert not (tmp_path / "outputs").exists()
@@ -259,7 +259,7 @@ def test_onecycle_climbs_to_its_peak_then_falls_to_zero_by_optimizer_step():
     assert rates[100] == pytest.approx(0.0, abs=1e-12) and max(rates[100:]) == rates[100]
 
 
-def test_onecycle_without_a_length_is_a_config_error_before_any_work(cli, tmp_path):
-    result = cli("train", "scheduler=onecycle", "trainer.min_steps=0")
+def test_onecycle_without_a_length_is_a_config_error_before_any_work(tmp_path, train):
+    result = train("scheduler=onecycle", "trainer.min_steps=0")
     assert_clean_error(result, 2, "scheduler.steps", "trainer.min_steps")
     assert not (tmp_path / "outputs").exists()

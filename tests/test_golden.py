@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 
 import pytest
-from conftest import run_cli
+from conftest import run_in_process
 
 GOLDEN_RUN = ("train", "model=tiny", "trainer.max_epochs=3", "trainer.num_threads=1")
 # epoch -> (train/loss, val/loss), from metrics.csv of GOLDEN_RUN on 2026-11-30, torch 2.13,
@@ -22,7 +22,7 @@ REORDERING = 2e-5  # relative; a 1% change of the learning rate moves epoch 1 by
 
 
 def losses(tmp_path, *overrides: str) -> dict[int, tuple[float, float]]:
-    result = run_cli(*GOLDEN_RUN, "trainer.seed=0", *overrides, cwd=tmp_path)
+    result = run_in_process(*GOLDEN_RUN, "trainer.seed=0", *overrides, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     with (tmp_path / "outputs/train/latest/metrics.csv").open() as stream:
         return {

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_clean_error, budgeted, cli_env, read_json, run_cli
+from conftest import assert_clean_error, budgeted, cli_env, read_json, run_cli, run_in_process
 
 from lstm_cli.common.atomic import remove_leftovers
 from lstm_cli.common.errors import ConfigError
@@ -72,10 +72,10 @@ def killed_then_resumed(workdir: Path, args: tuple[str, ...], condition: str) ->
     whole, killed = workdir / "whole", workdir / "killed"
     whole.mkdir()
     killed.mkdir()
-    assert run_cli("train", *args, cwd=whole).returncode == 0
+    assert run_in_process("train", *args, cwd=whole).returncode == 0
     assert killed_when(killed, condition, *args) == 137
     run_dir = next((killed / "outputs/train").glob("20*"))
-    resumed = run_cli("train", *args, f"resume={run_dir}", cwd=killed)
+    resumed = run_in_process("train", *args, f"resume={run_dir}", cwd=killed)
     assert resumed.returncode == 0, resumed.stderr
     return run_dir, (whole / "outputs/train/latest").resolve()
 
@@ -107,10 +107,10 @@ def long_training(workdir: Path) -> tuple[subprocess.Popen[str], Path]:
 
 
 def test_a_second_run_into_the_same_directory_is_refused_and_the_first_kept(tmp_path):
-    first = run_cli("train", *SMALL, "hydra.run.dir=runs/nightly", cwd=tmp_path)
+    first = run_in_process("train", *SMALL, "hydra.run.dir=runs/nightly", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     before = snapshot(tmp_path / "runs/nightly")
-    again = run_cli("train", *SMALL, "hydra.run.dir=runs/nightly", cwd=tmp_path)
+    again = run_in_process("train", *SMALL, "hydra.run.dir=runs/nightly", cwd=tmp_path)
     assert_clean_error(again, 2, "hydra.run.dir=runs/nightly", "already holds a run", "resume=")
     assert snapshot(tmp_path / "runs/nightly") == before
     longer = [*SMALL[:1], "trainer.max_epochs=4", *SMALL[2:], "resume=runs/nightly"]
@@ -152,7 +152,9 @@ def test_a_live_run_holds_its_directory_against_a_second_writer(tmp_path):
 def test_resuming_a_run_that_is_still_training_is_refused(tmp_path):
     process, run_dir = long_training(tmp_path)
     try:
-        result = run_cli("train", "dataset=sine", "model=tiny", f"resume={run_dir}", cwd=tmp_path)
+        result = run_in_process(
+            "train", "dataset=sine", "model=tiny", f"resume={run_dir}", cwd=tmp_path
+        )
         assert_clean_error(result, 2, "in use by a running lstm-train", f"pid {process.pid}")
     finally:
         process.send_signal(signal.SIGKILL)
@@ -172,7 +174,7 @@ def test_a_kill_between_the_checkpoint_writes_resumes_to_the_same_best_and_resul
 
 
 def test_latest_moves_only_to_a_run_that_has_a_checkpoint(tmp_path):
-    assert run_cli("train", *SMALL, cwd=tmp_path).returncode == 0
+    assert run_in_process("train", *SMALL, cwd=tmp_path).returncode == 0
     good = (tmp_path / "outputs/train/latest").resolve()
     assert killed_when(tmp_path, "True", *SMALL, before=True) == 137  # before any checkpoint
     assert (tmp_path / "outputs/train/latest").resolve() == good
@@ -181,7 +183,7 @@ def test_latest_moves_only_to_a_run_that_has_a_checkpoint(tmp_path):
 
 
 def test_sweep_job_directories_stay_inside_the_sweep(tmp_path):
-    result = run_cli(
+    result = run_in_process(
         "train", "-m", *SMALL[:2], "trainer.max_epochs=1", "dataset.name=../../../escape/x,ok",
         cwd=tmp_path,
     )  # fmt: skip
@@ -215,8 +217,8 @@ def test_temporary_files_of_interrupted_writes_are_removed(tmp_path):
 
 
 def test_report_skips_a_damaged_run_and_names_it(tmp_path):
-    assert run_cli("train", *SMALL, cwd=tmp_path).returncode == 0
-    assert run_cli("train", *SMALL, "optimizer.lr=0.01", cwd=tmp_path).returncode == 0
+    assert run_in_process("train", *SMALL, cwd=tmp_path).returncode == 0
+    assert run_in_process("train", *SMALL, "optimizer.lr=0.01", cwd=tmp_path).returncode == 0
     damaged = sorted((tmp_path / "outputs/train").glob("20*"))[0]
     (damaged / "results.json").write_text("[1, 2]\n")
     with (damaged / "metrics.csv").open("a") as stream:
@@ -234,7 +236,7 @@ def test_evaluate_scores_the_file_trained_on_from_any_directory_and_warns_when_i
     data.mkdir()
     (data / "s.csv").write_text("t,y\n" + "".join(f"{t},{10 + t % 7 + t / 9}\n" for t in range(80)))
     forecast = ("dataset=csv_forecast", "dataset.path=s.csv", "dataset.target=y")
-    assert run_cli("train", *SMALL, *forecast, cwd=data).returncode == 0
+    assert run_in_process("train", *SMALL, *forecast, cwd=data).returncode == 0
     run_dir = (data / "outputs/train/latest").resolve()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_clean_error, assert_png, read_json, run_cli
+from conftest import assert_clean_error, assert_png, read_json, run_cli, run_in_process
 
 from lstm_cli.common.console import sparkline
 from lstm_cli.data.splits import Batch
@@ -77,7 +77,7 @@ def test_tensorboard_events_hold_epoch_and_step_scalars_and_hparams(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    result = run_cli(
+    result = run_in_process(
         "train",
         "logger=tensorboard",
         "logger.every_steps=2",
@@ -148,7 +148,8 @@ def test_export_never_replaces_a_file_unless_asked(trained_airline, tmp_path):
     output = f"output={tmp_path / 'm.pt'}"
     assert run_cli(*args, output, cwd=trained_airline).returncode == 0
     before = (tmp_path / "m.pt").read_bytes()
-    assert_clean_error(run_cli(*args, output, cwd=trained_airline), 2, "m.pt exists", "overwrite")
+    refused = run_in_process(*args, output, cwd=trained_airline)
+    assert_clean_error(refused, 2, "m.pt exists", "overwrite")
     assert (tmp_path / "m.pt").read_bytes() == before
     assert run_cli(*args, output, "overwrite=true", cwd=trained_airline).returncode == 0
 

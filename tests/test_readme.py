@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import run_cli, run_in_process
 from omegaconf import OmegaConf
 
 from lstm_cli.config.dataset_schema import DATASETS
@@ -265,15 +265,20 @@ def write_recipe_data(folder: Path) -> None:
 @pytest.mark.slow
 def test_the_own_data_and_long_sequence_recipes_run_as_pasted(tmp_path):
     """Each README recipe on small files of the shape it names, a training cut to one epoch
-    of the tiny model (appended overrides win), each predict reading the training before it."""
+    of the tiny model (appended overrides win) and run in process, each predict reading the
+    training before it."""
     write_recipe_data(tmp_path)
     recipes = recipe_commands("### Your own data") + recipe_commands(
         "### Long sequences: truncated backpropagation through time"
     )
     assert len(recipes) == 7
     for command in recipes:
-        budget = ["trainer.max_epochs=1", "model=tiny"] if command[1] == "train" else []
-        result = run_cli(*command[1:], *budget, cwd=tmp_path)
+        if command[1] == "train":  # a run the predict after it reads, trained in process
+            result = run_in_process(
+                *command[1:], "trainer.max_epochs=1", "model=tiny", cwd=tmp_path
+            )
+        else:
+            result = run_cli(*command[1:], cwd=tmp_path)
         assert result.returncode == 0, (command, result.stderr)
         if "predict.prompt=Once upon" in command:
             assert result.stdout.count("Once upon") >= 1, "the continuation is printed"
@@ -281,13 +286,14 @@ def test_the_own_data_and_long_sequence_recipes_run_as_pasted(tmp_path):
 
 @pytest.mark.slow
 def test_the_sweep_and_export_recipes_run_as_pasted(tmp_path):
-    """Each sweep with its trainings cut to one epoch, report on the newest sweep (for the
-    README's <stamp>), then both exports of a run."""
+    """Each sweep with its trainings cut to one epoch (in process: the basic launcher runs
+    its jobs in the one process anyway), report on the newest sweep (for the README's
+    <stamp>), then both exports of a run."""
     sweeps = recipe_commands("### Sweeps")
     assert [command[1] for command in sweeps] == ["train", "train", "report"]
     for command in sweeps[:2]:
         budget = ("trainer.max_epochs=1", "trainer.refit=false", "plots=false")
-        result = run_cli(*command[1:], *budget, cwd=tmp_path)
+        result = run_in_process(*command[1:], *budget, cwd=tmp_path)
         assert result.returncode == 0, (command, result.stderr)
         assert "best job: " in result.stdout
     newest = max((tmp_path / "outputs/multirun").iterdir())
@@ -296,7 +302,9 @@ def test_the_sweep_and_export_recipes_run_as_pasted(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "dataset airline, monitor val/loss (lower is better), 3 runs:" in result.stdout
 
-    assert run_cli("train", "trainer.max_epochs=1", "model=tiny", cwd=tmp_path).returncode == 0
+    assert (
+        run_in_process("train", "trainer.max_epochs=1", "model=tiny", cwd=tmp_path).returncode == 0
+    )
     exports = recipe_commands("## Export")
     assert len(exports) == 2
     for command in exports:

@@ -16,7 +16,7 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_in_process
 
 from lstm_cli.common.errors import DataError
 from lstm_cli.config.validate import option_config
@@ -315,16 +315,18 @@ def test_train_uses_the_cache_under_the_output_root_unless_told_not_to(tmp_path)
     write_rows(tmp_path / "s.csv", long_rows())
     args = ("dataset=csv_sequences", "dataset.path=s.csv", "dataset.id_column=id", "model=tiny")
     for extra in ("trainer.max_epochs=1", "trainer.max_epochs=1"):
-        result = run_cli("train", *args, extra, cwd=tmp_path)
+        result = run_in_process("train", *args, extra, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
-    runs = sorted(p for p in (tmp_path / "outputs/train").iterdir() if not p.is_symlink())
-    first, second = (run / "train.log" for run in runs)
+    logs = [p / "train.log" for p in (tmp_path / "outputs/train").iterdir() if not p.is_symlink()]
+    first, second = sorted(logs, key=lambda log: log.stat().st_mtime)  # stamps may tie
     assert "parsed and cached" in first.read_text()  # the run waited for its entry to end
     assert "mapped from the cache" in second.read_text()
     assert (tmp_path / "outputs/cache").is_dir()
     (tmp_path / "x").mkdir()
     (tmp_path / "x/s.csv").write_bytes((tmp_path / "s.csv").read_bytes())
-    result = run_cli("train", *args, "trainer.max_epochs=1", "data.cache=false", cwd=tmp_path / "x")
+    result = run_in_process(
+        "train", *args, "trainer.max_epochs=1", "data.cache=false", cwd=tmp_path / "x"
+    )
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "x/outputs/cache").exists()
 

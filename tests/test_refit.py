@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import read_json, run_cli
+from conftest import read_json, run_cli, run_in_process
 
 from lstm_cli.data.joined import JoinedSplit
 from lstm_cli.data.splits import Batch, RaggedSplit, SequenceSplit
@@ -43,7 +43,7 @@ def test_the_refit_learns_from_train_and_val_and_becomes_the_runs_model(tmp_path
     assert "refit: a new network learns from the 67 training and validation sequences" in (
         result.stdout
     )
-    assert run_cli("train", *ITALY, "trainer.refit=false", cwd=validated).returncode == 0
+    assert run_in_process("train", *ITALY, "trainer.refit=false", cwd=validated).returncode == 0
     run = (refit / "outputs/train/latest").resolve()
     results = read_json(run / "results.json")
     plain = read_json(validated / "outputs/train/latest/results.json")
@@ -93,7 +93,7 @@ def test_a_joined_split_takes_each_index_from_its_own_part_padded_to_the_longest
 
 
 def test_refit_average_answers_with_the_mean_of_the_validated_and_refit_networks(tmp_path):
-    result = run_cli("train", *ITALY, "trainer.refit=average", cwd=tmp_path)
+    result = run_in_process("train", *ITALY, "trainer.refit=average", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "refit alone" in result.stdout and "before refit" in result.stdout
     run = (tmp_path / "outputs/train/latest").resolve()

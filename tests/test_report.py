@@ -14,10 +14,10 @@ import pytest
 from conftest import assert_clean_error, budgeted, cli_env
 
 
-def test_report_lists_finished_failed_and_interrupted_runs_best_first(cli, tmp_path):
-    sweep = cli("train", "-m", "optimizer.lr=0.01,0.0001", "trainer.max_epochs=2", "model=tiny")
+def test_report_lists_finished_failed_and_interrupted_runs_best_first(cli, tmp_path, train):
+    sweep = train("-m", "optimizer.lr=0.01,0.0001", "trainer.max_epochs=2", "model=tiny")
     assert sweep.returncode == 0, sweep.stderr
-    failed = cli("train", "dataset=csv_forecast", "dataset.path=gone.csv", "dataset.target=y")
+    failed = train("dataset=csv_forecast", "dataset.path=gone.csv", "dataset.target=y")
     assert failed.returncode == 1
     killed = subprocess.Popen(
         budgeted("train", "dataset=sine", "model=tiny"),
@@ -60,12 +60,11 @@ def test_report_of_a_missing_directory_is_a_usage_error(cli):
 
 
 @pytest.mark.slow
-def test_report_never_ranks_runs_of_different_monitors_together(cli):
+def test_report_never_ranks_runs_of_different_monitors_together(cli, train):
     """An accuracy (higher is better) and a loss (lower) are two groups, each ranked its way."""
     for lr in ("0.01", "0.0001"):
         for monitor in ("trainer.monitor=val/acc trainer.mode=max", "trainer.monitor=val/loss"):
-            run = cli(
-                "train",
+            run = train(
                 "dataset=italy_power",
                 "model=tiny",
                 "trainer.max_epochs=2",

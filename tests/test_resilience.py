@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SCRIPT, RunsCodeWhenUnpickled, assert_clean_error, budgeted, cli_env, run_cli
+from conftest import (
+    SCRIPT,
+    RunsCodeWhenUnpickled,
+    assert_clean_error,
+    budgeted,
+    cli_env,
+    run_cli,
+    run_in_process,
+)
 
 SINE = (
     "dataset=sine",
@@ -59,7 +67,7 @@ def final_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], list[dict[str, 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory):
     workdir = tmp_path_factory.mktemp("uninterrupted")
-    result = run_cli("train", *SINE, cwd=workdir)
+    result = run_in_process("train", *SINE, cwd=workdir)
     assert result.returncode == 0, result.stderr
     return final_state((workdir / "outputs/train/latest").resolve())
 
@@ -80,7 +88,7 @@ def test_sigkill_at_any_moment_then_resume_is_bit_identical(tmp_path, uninterrup
     time.sleep(random.uniform(0.0, 1.0))
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL, "the run ended before the kill: make it longer"
-    result = run_cli("train", *SINE, f"resume={run_dir}", cwd=tmp_path)
+    result = run_in_process("train", *SINE, f"resume={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "resuming after epoch" in result.stdout
     assert_same_run(run_dir, uninterrupted)
@@ -97,7 +105,7 @@ def test_sigterm_finishes_the_step_checkpoints_and_resumes_mid_epoch(tmp_path, u
     assert stderr.count("\n") == 1 and "interrupted by SIGTERM" in stderr
     assert f"lstm-train train resume={run_dir}" in stderr
     payload = torch.load(run_dir / "checkpoints/last.pt", weights_only=True)
-    result = run_cli("train", *SINE, "resume=latest", cwd=tmp_path)
+    result = run_in_process("train", *SINE, "resume=latest", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"batch {payload['batch_in_epoch']}" in result.stdout
     assert_same_run(run_dir, uninterrupted)
@@ -120,8 +128,10 @@ def test_sigint_exits_130_and_a_second_stops_at_once(tmp_path):
 
 
 def test_resume_refuses_a_different_config_and_lists_each_key(tmp_path):
-    assert run_cli("train", "trainer.max_epochs=1", "model=tiny", cwd=tmp_path).returncode == 0
-    result = run_cli(
+    assert (
+        run_in_process("train", "trainer.max_epochs=1", "model=tiny", cwd=tmp_path).returncode == 0
+    )
+    result = run_in_process(
         "train",
         "resume=latest",
         "trainer.max_epochs=1",
@@ -136,12 +146,13 @@ def test_resume_refuses_a_different_config_and_lists_each_key(tmp_path):
         "optimizer.lr: saved 0.001, now 0.01",
         "Only these may change: output_root, trainer.max_epochs, trainer.patience",
     )
-    assert_clean_error(run_cli("train", "resume=nowhere", cwd=tmp_path), 2, "resume=nowhere")
+    nowhere = run_in_process("train", "resume=nowhere", cwd=tmp_path)
+    assert_clean_error(nowhere, 2, "resume=nowhere")
 
 
 def test_resume_continues_the_saved_config_as_the_interrupt_hint_says(tmp_path):
     first = ("model=tiny", "optimizer.lr=0.01", "trainer.max_epochs=2")
-    assert run_cli("train", *first, cwd=tmp_path).returncode == 0
+    assert run_in_process("train", *first, cwd=tmp_path).returncode == 0
     run_dir = (tmp_path / "outputs/train/latest").resolve()
     result = run_cli("train", f"resume={run_dir}", "trainer.max_epochs=3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -151,7 +162,7 @@ def test_resume_continues_the_saved_config_as_the_interrupt_hint_says(tmp_path):
     assert {row["lr"] for row in rows} == {"0.01"}
     saved = torch.load(run_dir / "checkpoints/last.pt", weights_only=True)["config"]
     assert saved["model"]["hidden_size"] == 16 and saved["trainer"]["max_epochs"] == 3
-    result = run_cli("train", "resume=latest", cwd=tmp_path)  # nothing left to do
+    result = run_in_process("train", "resume=latest", cwd=tmp_path)  # nothing left to do
     assert result.returncode == 0, result.stderr
     with (run_dir / "metrics.csv").open() as stream:
         assert len(list(csv.DictReader(stream))) == 3
@@ -159,7 +170,7 @@ def test_resume_continues_the_saved_config_as_the_interrupt_hint_says(tmp_path):
 
 def test_resume_may_extend_max_epochs_and_appends_metrics(tmp_path):
     args = ("trainer.max_epochs=2", "model=tiny")
-    assert run_cli("train", *args, cwd=tmp_path).returncode == 0
+    assert run_in_process("train", *args, cwd=tmp_path).returncode == 0
     run_dir = (tmp_path / "outputs/train/latest").resolve()
     config = (run_dir / ".hydra/config.yaml").read_text()
     result = run_cli("train", "resume=latest", "model=tiny", "trainer.max_epochs=4", cwd=tmp_path)
@@ -189,14 +200,14 @@ def nonfinite_series(workdir: Path) -> tuple[str, ...]:
 
 
 def test_nonfinite_loss_stops_naming_epoch_and_step(tmp_path):
-    result = run_cli("train", *nonfinite_series(tmp_path), cwd=tmp_path)
+    result = run_in_process("train", *nonfinite_series(tmp_path), cwd=tmp_path)
     assert_clean_error(
         result, 1, "non-finite loss or gradient at epoch 1, step", "trainer.on_nonfinite=skip_batch"
     )
 
 
 def test_nonfinite_batches_can_be_skipped(tmp_path):
-    result = run_cli(
+    result = run_in_process(
         "train", *nonfinite_series(tmp_path), "trainer.on_nonfinite=skip_batch", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
@@ -206,7 +217,7 @@ def test_nonfinite_batches_can_be_skipped(tmp_path):
 
 
 def test_a_full_disk_ends_clearly_and_keeps_the_previous_checkpoint(tmp_path):
-    assert run_cli("train", "trainer.max_epochs=1", cwd=tmp_path).returncode == 0
+    assert run_in_process("train", "trainer.max_epochs=1", cwd=tmp_path).returncode == 0
     last = tmp_path / "outputs/train/latest/checkpoints/last.pt"
     before = last.read_bytes()
     limit = len(before) // 2  # any write past this fails with EFBIG, as on a full disk
@@ -233,7 +244,7 @@ def test_a_full_disk_ends_clearly_and_keeps_the_previous_checkpoint(tmp_path):
 
 def test_an_unwritable_output_directory_is_one_clear_error(tmp_path):
     (tmp_path / "a_file").write_text("not a directory\n")
-    result = run_cli("train", "output_root=a_file/runs", cwd=tmp_path)
+    result = run_in_process("train", "output_root=a_file/runs", cwd=tmp_path)
     assert_clean_error(result, 1, "a_file/runs/train", "Not a directory")
 
 
@@ -266,14 +277,14 @@ def signalled_then_resumed(workdir: Path, args: tuple[str, ...], pause: float):
     run's final state)."""
     whole = workdir / "whole"
     whole.mkdir()
-    assert run_cli("train", *args, cwd=whole).returncode == 0
+    assert run_in_process("train", *args, cwd=whole).returncode == 0
     expected = final_state((whole / "outputs/train/latest").resolve())
     process = start(workdir, *args)
     run_dir = wait_for_checkpoint(workdir, process)
     time.sleep(pause)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 143, "the run ended before the signal: make it longer"
-    result = run_cli("train", *args, "resume=latest", cwd=workdir)
+    result = run_in_process("train", *args, "resume=latest", cwd=workdir)
     assert result.returncode == 0, result.stderr
     return run_dir, result.stdout, expected
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import torch
-from conftest import assert_clean_error, run_cli
+from conftest import assert_clean_error, run_in_process
 from test_real_size import all_batches, long_rows, sequences_config, write_rows
 from test_resilience import assert_same_run, final_state, start, wait_for_checkpoint
 
@@ -87,7 +87,7 @@ def test_a_streamed_file_must_keep_each_sequence_together_and_in_step_order(tmp_
 def test_streaming_without_the_cache_is_refused_before_any_work(tmp_path):
     write_rows(tmp_path / "s.csv", long_rows())
     args = ("dataset=csv_sequences", "dataset.path=s.csv", "dataset.id_column=id")
-    result = run_cli("train", *args, "data.streaming=true", "data.cache=false", cwd=tmp_path)
+    result = run_in_process("train", *args, "data.streaming=true", "data.cache=false", cwd=tmp_path)
     assert_clean_error(result, 2, "data.streaming=true reads batches from the prepared-data cache")
     assert not (tmp_path / "outputs").exists()
 
@@ -148,7 +148,7 @@ def test_a_streamed_run_killed_and_resumed_is_bit_identical(tmp_path):
     args = (*STREAMED, f"dataset.path={tmp_path / 's.csv'}")
     for name in ("whole", "killed"):
         (tmp_path / name).mkdir()
-    result = run_cli("train", *args, cwd=tmp_path / "whole")
+    result = run_in_process("train", *args, cwd=tmp_path / "whole")
     assert result.returncode == 0, result.stderr
     expected = final_state((tmp_path / "whole/outputs/train/latest").resolve())
     process = start(tmp_path / "killed", *args)
@@ -156,7 +156,7 @@ def test_a_streamed_run_killed_and_resumed_is_bit_identical(tmp_path):
     time.sleep(0.5)
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL, "the run ended before the kill: make it longer"
-    result = run_cli("train", *args, f"resume={run_dir}", cwd=tmp_path / "killed")
+    result = run_in_process("train", *args, f"resume={run_dir}", cwd=tmp_path / "killed")
     assert result.returncode == 0, result.stderr
     assert "mapped from the cache" in (run_dir / "train.log").read_text()
     assert_same_run(run_dir, expected)

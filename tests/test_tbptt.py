@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 import pytest
 import torch
-from conftest import assert_clean_error, model_config, read_json, run_cli
+from conftest import assert_clean_error, model_config, read_json, run_cli, run_in_process
 from test_resilience import assert_same_run, final_state, start, wait_for_checkpoint
 
 from lstm_cli.data.batching import padding_mask
@@ -102,7 +102,7 @@ TEXT = (
 
 def test_text_trains_as_streams_and_evaluate_carries_the_state_as_training_did(tmp_path):
     write_text(tmp_path / "corpus.txt")
-    result = run_cli("train", *TEXT, "trainer.max_epochs=2", cwd=tmp_path)
+    result = run_in_process("train", *TEXT, "trainer.max_epochs=2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     trained = read_json(tmp_path / "outputs/train/latest/results.json")
     assert "8 parallel streams, state carried (trainer.tbptt)" in result.stdout
@@ -121,7 +121,7 @@ def test_text_trains_as_streams_and_evaluate_carries_the_state_as_training_did(t
     ],
 )
 def test_tbptt_where_no_state_can_carry_is_refused_before_any_work(tmp_path, setting, culprit):
-    result = run_cli("train", "trainer.tbptt=10", setting, cwd=tmp_path)
+    result = run_in_process("train", "trainer.tbptt=10", setting, cwd=tmp_path)
     assert_clean_error(result, 2, "trainer.tbptt=10", culprit)
     assert not (tmp_path / "outputs").exists()
 
@@ -132,7 +132,7 @@ def test_a_run_killed_mid_stream_resumes_bit_identical(tmp_path):
     for name in ("whole", "killed"):
         (tmp_path / name).mkdir()
         write_text(tmp_path / name / "corpus.txt")
-    result = run_cli("train", *args, cwd=tmp_path / "whole")
+    result = run_in_process("train", *args, cwd=tmp_path / "whole")
     assert result.returncode == 0, result.stderr
     expected = final_state((tmp_path / "whole/outputs/train/latest").resolve())
     process = start(tmp_path / "killed", *args)
@@ -146,6 +146,6 @@ def test_a_run_killed_mid_stream_resumes_bit_identical(tmp_path):
     saved = torch.load(run_dir / "checkpoints/last.pt", weights_only=True)
     # mid-epoch, the streams' (h, c) travel with the checkpoint (unless an epoch just ended)
     assert saved["batch_in_epoch"] == 0 or len(saved["carried_state"]) == 2
-    result = run_cli("train", *args, f"resume={run_dir}", cwd=tmp_path / "killed")
+    result = run_in_process("train", *args, f"resume={run_dir}", cwd=tmp_path / "killed")
     assert result.returncode == 0, result.stderr
     assert_same_run(run_dir, expected)

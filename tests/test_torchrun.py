@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_png, budgeted, cli_env, read_json, run_cli
+from conftest import assert_png, budgeted, cli_env, read_json, run_in_process
 from test_real_size import long_rows, write_rows
 from test_resilience import assert_same_run, final_state
 from test_tbptt import TEXT, write_text
@@ -77,7 +77,7 @@ def test_two_processes_share_one_run_and_match_one_process(tmp_path):
     single = tmp_path / "single"
     single.mkdir()
     refit = "trainer.refit=average"
-    assert run_cli("train", *ARGS, EVEN, refit, cwd=single).returncode == 0
+    assert run_in_process("train", *ARGS, EVEN, refit, cwd=single).returncode == 0
     result = torchrun(tmp_path, *ARGS, EVEN, refit)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = [p for p in (tmp_path / "outputs/train").iterdir() if not p.is_symlink()]
@@ -103,7 +103,7 @@ def test_a_streamed_file_trains_under_torchrun_as_in_memory_in_one_process(tmp_p
     data = ("dataset=csv_sequences", "dataset.id_column=id", "dataset.path=s.parquet")
     single = tmp_path / "single"
     single.mkdir()
-    alone = run_cli(
+    alone = run_in_process(
         "train", *ARGS, *data, "data.streaming=false", "dataset.path=../s.parquet", cwd=single
     )
     assert alone.returncode == 0, alone.stderr
