@@ -10,7 +10,6 @@ import signal
 import subprocess
 import time
 
-import pytest
 from conftest import assert_clean_error, budgeted, cli_env
 
 
@@ -59,7 +58,6 @@ def test_report_of_a_missing_directory_is_a_usage_error(cli):
     assert_clean_error(cli("report", "nowhere"), 2, "dir=nowhere")
 
 
-@pytest.mark.slow
 def test_report_never_ranks_runs_of_different_monitors_together(cli, train):
     """An accuracy (higher is better) and a loss (lower) are two groups, each ranked its way."""
     for lr in ("0.01", "0.0001"):
