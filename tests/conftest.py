@@ -119,14 +119,6 @@ def run_in_process(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
-def trained(*args: str, cwd: Path) -> Path:
-    """A `lstm-train train ARGS` run a test starts from, trained in process
-    (`run_in_process`); its run directory."""
-    result = run_in_process("train", *args, cwd=cwd)
-    assert result.returncode == 0, result.stderr
-    return cwd / "outputs/train/latest"
-
-
 @pytest.fixture
 def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """`cli("train", "a=b")` runs in a fresh directory (tmp_path) and returns the result."""
@@ -166,9 +158,10 @@ def read_json(path: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def trained_airline(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A short airline training run shared by the tests that only read it."""
+    """A short airline training run (in process) shared by the tests that only read it."""
     workdir = tmp_path_factory.mktemp("airline")
-    trained("trainer.max_epochs=3", "plots=true", cwd=workdir)
+    result = run_in_process("train", "trainer.max_epochs=3", "plots=true", cwd=workdir)
+    assert result.returncode == 0, result.stderr
     return workdir
 
 
