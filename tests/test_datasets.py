@@ -1,4 +1,5 @@
-"""Every dataset kind through the real CLI: train, then evaluate or predict on its output."""
+"""Every dataset kind: train (in process), then evaluate or predict on its output through
+the real CLI."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""train -> evaluate -> predict through the real CLI, and the run directory it leaves."""
+"""train -> evaluate -> predict (the evaluate and predict through the real CLI), and the run
+directory a training leaves."""
 
 from __future__ import annotations
 
