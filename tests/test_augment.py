@@ -1,5 +1,6 @@
 """Augmented training batches: a crop is a stretch of the sequence itself, a scale one factor
-per channel, and only classification of numbers is changed."""
+per channel, a mixup the same blend of two sequences and of their targets, and only
+classification of numbers is changed."""
 
 from __future__ import annotations
 
@@ -56,19 +57,42 @@ def test_scaling_multiplies_each_sequences_channels_by_their_own_factor():
     assert len(set(factors)) == 6 and all(0.5 < f < 1.5 for f in factors)
 
 
+def test_mixup_blends_each_sequence_and_its_target_alike_with_another_of_the_batch():
+    batch = ragged_batch()  # classes 0, 1, 2: a target row names both sequences it blends
+    torch.manual_seed(0)
+    weights, partners = [], set()
+    for _ in range(20):
+        mixed = augment(batch, scale=0.0, crop=1.0, mixup=0.4, classes=3)
+        assert torch.allclose(mixed.y.sum(dim=1), torch.ones(3))
+        for row in range(3):
+            weight = float(mixed.y[row, row])
+            others = [c for c in range(3) if c != row and mixed.y[row, c] > 0]
+            partner = others[0] if others else row
+            expected = weight * batch.x[row] + (1 - weight) * batch.x[partner]
+            assert torch.allclose(mixed.x[row], expected, atol=1e-4)
+            assert mixed.lengths[row] == max(batch.lengths[row], batch.lengths[partner])
+            weights.append(weight)
+            partners.add((row, partner))
+    assert len(partners) > 6  # partners are drawn, not fixed
+    assert min(weights) < 0.1 and max(w for w in weights if w < 1) > 0.9  # Beta(0.4, 0.4)
+
+
 def test_only_classification_of_numbers_is_augmented():
-    on = AugmentConfig(scale=0.1, crop=0.9)
+    on = AugmentConfig(scale=0.1, crop=0.9, mixup=0.2)
     classes = load_dataset(option_config("dataset", "italy_power"))
     sums = load_dataset(
         option_config("dataset", "adding", seq_len=20, train_size=64, val_size=8, test_size=8)
     )
     batch = classes.train.take(torch.arange(4))
-    assert augmenter(on, classes)(batch).x.shape[1] == int(24 * 0.9)
-    assert augmenter(AugmentConfig(scale=0.0, crop=1.0), classes)(batch) is batch
+    changed = augmenter(on, classes)(batch)
+    assert changed.x.shape[1] == int(24 * 0.9) and changed.y.shape == (4, 2)  # probabilities
+    assert augmenter(AugmentConfig(scale=0.0, crop=1.0, mixup=0.0), classes)(batch) is batch
     assert augmenter(on, sums)(sums.train.take(torch.arange(4))).x.shape[1] == 20
 
 
-@pytest.mark.parametrize(("key", "value"), [("augment.crop", "0"), ("augment.scale", "-0.1")])
+@pytest.mark.parametrize(
+    ("key", "value"), [("augment.crop", "0"), ("augment.scale", "-0.1"), ("augment.mixup", "-1")]
+)
 def test_an_augmentation_out_of_range_is_a_config_error(tmp_path, key, value):
     result = run_in_process("train", "dataset=italy_power", f"{key}={value}", cwd=tmp_path)
     assert_clean_error(result, 2, key, value)

@@ -2,12 +2,15 @@
 
 A small set (ArrowHead trains on 29 sequences) is learnt by heart long before its
 validation loss says so; a slightly different copy of each sequence at every step keeps
-the network learning the shape instead. `scale` multiplies each sequence's channels by
+the network learning the shape instead. `mixup` blends each sequence with another of its
+batch, and their targets alike, by a weight drawn from Beta(mixup, mixup) (Zhang et al.,
+2018): the network learns that between two classes lies something in between, not a
+cliff drawn through 29 points. `scale` multiplies each sequence's channels by
 1 + scale x N(0, 1) (a class is seldom its amplitude); `crop` keeps a random stretch of that
 fraction of each sequence's length (a class is seldom where it starts). Regression targets
-may depend on both, and forecast windows on their alignment, so only classification is
-augmented. The draws come from torch's generators, whose states checkpoints keep: a
-resumed run draws the same.
+may depend on amplitude and position, and forecast windows on their alignment, so only
+classification is augmented. The draws come from torch's generators, whose states
+checkpoints keep: a resumed run draws the same.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from lstm_cli.config.schema import AugmentConfig
 from lstm_cli.data.splits import Batch, PreparedData, padded_positions
@@ -32,19 +36,39 @@ def augmenter(config: AugmentConfig, data: PreparedData) -> Augmenter:
     """What becomes of each training batch of `data` (itself, when nothing applies)."""
     if not applies(config, data):
         return lambda batch: batch
-    return lambda batch: augment(batch, config.scale, config.crop)
+    classes = data.output_size
+    return lambda batch: augment(batch, config.scale, config.crop, config.mixup, classes)
 
 
-def augment(batch: Batch, scale: float, crop: float) -> Batch:
-    """`batch` with each sequence cropped to `crop` of its length at a random start, then
-    each channel scaled by its own random factor."""
-    x, lengths = batch.x, batch.lengths
+def augment(batch: Batch, scale: float, crop: float, mixup: float = 0.0, classes: int = 0) -> Batch:
+    """`batch` with each sequence cropped to `crop` of its length at a random start, each
+    channel scaled by its own random factor, then each sequence mixed with another (its
+    class ids become class probabilities over `classes`)."""
+    x, lengths, y = batch.x, batch.lengths, batch.y
     if crop < 1.0:
         x, lengths = _crop(x, lengths, crop)
     if scale > 0.0:
         noise = torch.randn(x.shape[0], 1, x.shape[2], device=x.device, dtype=x.dtype)
         x = x * (1.0 + scale * noise)
-    return Batch(x, lengths, batch.y)
+    if mixup > 0.0:
+        return _mix(Batch(x, lengths, y), mixup, classes)
+    return Batch(x, lengths, y)
+
+
+def _mix(batch: Batch, alpha: float, classes: int) -> Batch:
+    """Sequence i becomes w_i x (sequence i) + (1 - w_i) x (sequence p(i)), w_i ~ Beta(alpha,
+    alpha) and p a random permutation of the batch; its target the same blend of one-hot
+    rows. A blend of two lengths lasts the longer (the shorter's padding is zeros)."""
+    x, lengths, y = batch.x, batch.lengths, batch.y
+    count = len(lengths)
+    weights = torch.distributions.Beta(alpha, alpha).sample((count,))
+    partner = torch.randperm(count)
+    on_x = weights.to(x.device, x.dtype).view(count, 1, 1)
+    mixed = on_x * x + (1.0 - on_x) * x[partner.to(x.device)]
+    probabilities = F.one_hot(y, classes).float()
+    on_y = weights.to(y.device).view(count, 1)
+    targets = on_y * probabilities + (1.0 - on_y) * probabilities[partner.to(y.device)]
+    return Batch(mixed, torch.maximum(lengths, lengths[partner]), targets)
 
 
 def _crop(x: Tensor, lengths: Tensor, fraction: float) -> tuple[Tensor, Tensor]:

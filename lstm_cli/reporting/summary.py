@@ -86,7 +86,8 @@ def _scores(scores: dict[str, float]) -> str:
 def _augmentation(config: AugmentConfig) -> str:
     scaled = f"scale x (1 + {config.scale:g} N(0, 1))" if config.scale else ""
     cropped = f"random {config.crop:.0%} of each sequence" if config.crop < 1 else ""
-    return ", ".join(part for part in (cropped, scaled) if part)
+    mixed = f"mixup Beta({config.mixup:g}, {config.mixup:g})" if config.mixup else ""
+    return ", ".join(part for part in (cropped, scaled, mixed) if part)
 
 
 def data_summary(name: str, data: PreparedData) -> dict[str, Any]:
