@@ -11,7 +11,7 @@ from conftest import assert_clean_error, run_in_process
 from lstm_cli.config.schema import AugmentConfig
 from lstm_cli.config.validate import option_config
 from lstm_cli.data import load_dataset
-from lstm_cli.data.augment import augment, augmenter
+from lstm_cli.data.augment import augment, augmenter, mix
 from lstm_cli.data.splits import Batch
 
 
@@ -62,7 +62,7 @@ def test_mixup_blends_each_sequence_and_its_target_alike_with_another_of_the_bat
     torch.manual_seed(0)
     weights, partners = [], set()
     for _ in range(20):
-        mixed = augment(batch, scale=0.0, crop=1.0, mixup=0.4, classes=3)
+        mixed = mix(batch, alpha=0.4, classes=3)
         assert torch.allclose(mixed.y.sum(dim=1), torch.ones(3))
         for row in range(3):
             weight = float(mixed.y[row, row])

@@ -36,29 +36,29 @@ def augmenter(config: AugmentConfig, data: PreparedData) -> Augmenter:
     """What becomes of each training batch of `data` (itself, when nothing applies)."""
     if not applies(config, data):
         return lambda batch: batch
+    if config.mixup == 0.0:
+        return lambda batch: augment(batch, config.scale, config.crop)
     classes = data.output_size
-    return lambda batch: augment(batch, config.scale, config.crop, config.mixup, classes)
+    return lambda batch: mix(augment(batch, config.scale, config.crop), config.mixup, classes)
 
 
-def augment(batch: Batch, scale: float, crop: float, mixup: float = 0.0, classes: int = 0) -> Batch:
-    """`batch` with each sequence cropped to `crop` of its length at a random start, each
-    channel scaled by its own random factor, then each sequence mixed with another (its
-    class ids become class probabilities over `classes`)."""
-    x, lengths, y = batch.x, batch.lengths, batch.y
+def augment(batch: Batch, scale: float, crop: float) -> Batch:
+    """`batch` with each sequence cropped to `crop` of its length at a random start, then
+    each channel scaled by its own random factor."""
+    x, lengths = batch.x, batch.lengths
     if crop < 1.0:
         x, lengths = _crop(x, lengths, crop)
     if scale > 0.0:
         noise = torch.randn(x.shape[0], 1, x.shape[2], device=x.device, dtype=x.dtype)
         x = x * (1.0 + scale * noise)
-    if mixup > 0.0:
-        return _mix(Batch(x, lengths, y), mixup, classes)
-    return Batch(x, lengths, y)
+    return Batch(x, lengths, batch.y)
 
 
-def _mix(batch: Batch, alpha: float, classes: int) -> Batch:
+def mix(batch: Batch, alpha: float, classes: int) -> Batch:
     """Sequence i becomes w_i x (sequence i) + (1 - w_i) x (sequence p(i)), w_i ~ Beta(alpha,
-    alpha) and p a random permutation of the batch; its target the same blend of one-hot
-    rows. A blend of two lengths lasts the longer (the shorter's padding is zeros)."""
+    alpha) and p a random permutation of the batch; its target, class ids of `classes`, the
+    same blend of one-hot rows. A blend of two lengths lasts the longer (the shorter's
+    padding is zeros)."""
     x, lengths, y = batch.x, batch.lengths, batch.y
     count = len(lengths)
     weights = torch.distributions.Beta(alpha, alpha).sample((count,))
