@@ -1,11 +1,11 @@
 """Random changes to the training batches of sequence classification.
 
-A small set (ArrowHead trains on 29 sequences) is learnt by heart long before its
+A small set (ArrowHead trains on 30 sequences) is learnt by heart long before its
 validation loss says so; a slightly different copy of each sequence at every step keeps
 the network learning the shape instead. `mixup` blends each sequence with another of its
 batch, and their targets alike, by a weight drawn from Beta(mixup, mixup) (Zhang et al.,
 2018): the network learns that between two classes lies something in between, not a
-cliff drawn through 29 points. `scale` multiplies each sequence's channels by
+cliff drawn through 30 points. `scale` multiplies each sequence's channels by
 1 + scale x N(0, 1) (a class is seldom its amplitude); `crop` keeps a random stretch of that
 fraction of each sequence's length (a class is seldom where it starts). Regression targets
 may depend on amplitude and position, and forecast windows on their alignment, so only
