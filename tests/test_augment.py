@@ -1,6 +1,6 @@
 """Augmented training batches: a crop is a stretch of the sequence itself, a scale one factor
-per channel, a mixup the same blend of two sequences and of their targets, and only
-classification of numbers is changed."""
+per channel, a warp the sequence replayed in order at changing speed, a mixup the same blend
+of two sequences and of their targets, and only classification of numbers is changed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from conftest import assert_clean_error, run_in_process
 from lstm_cli.config.schema import AugmentConfig
 from lstm_cli.config.validate import option_config
 from lstm_cli.data import load_dataset
-from lstm_cli.data.augment import augment, augmenter, mix
+from lstm_cli.data.augment import augment, augmenter, mix, warp
 from lstm_cli.data.splits import Batch
 
 
@@ -57,6 +57,24 @@ def test_scaling_multiplies_each_sequences_channels_by_their_own_factor():
     assert len(set(factors)) == 6 and all(0.5 < f < 1.5 for f in factors)
 
 
+def test_a_warp_replays_each_sequence_in_order_from_its_first_step_to_its_last():
+    batch = ragged_batch()  # each row counts up by one a step: a value says where it was read
+    torch.manual_seed(0)
+    moved = 0.0
+    for _ in range(20):
+        warped = warp(batch, strength=0.3)
+        assert torch.equal(warped.lengths, batch.lengths) and torch.equal(warped.y, batch.y)
+        for row, length in enumerate(batch.lengths.tolist()):
+            read = warped.x[row, :length, 0] - 100 * (row + 1)  # the fractional step read
+            assert read[0] == 0 and read[-1] == pytest.approx(length - 1)
+            assert (read.diff() >= 0).all() and (read.diff() <= 3).all()
+            assert torch.equal(warped.x[row, :length, 1], -warped.x[row, :length, 0])
+            assert not warped.x[row, length:].any()  # padding stays zero
+            moved = max(moved, float((read - torch.arange(length)).abs().max()))
+    assert moved > 0.5  # the timing moves
+    assert torch.allclose(warp(batch, strength=1e-6).x, batch.x, atol=1e-3)
+
+
 def test_mixup_blends_each_sequence_and_its_target_alike_with_another_of_the_batch():
     batch = ragged_batch()  # classes 0, 1, 2: a target row names both sequences it blends
     torch.manual_seed(0)
@@ -78,7 +96,7 @@ def test_mixup_blends_each_sequence_and_its_target_alike_with_another_of_the_bat
 
 
 def test_only_classification_of_numbers_is_augmented():
-    on = AugmentConfig(scale=0.1, crop=0.9, mixup=0.2)
+    on = AugmentConfig(scale=0.1, crop=0.9, warp=0.2, mixup=0.2)
     classes = load_dataset(option_config("dataset", "italy_power"))
     sums = load_dataset(
         option_config("dataset", "adding", seq_len=20, train_size=64, val_size=8, test_size=8)
@@ -86,12 +104,19 @@ def test_only_classification_of_numbers_is_augmented():
     batch = classes.train.take(torch.arange(4))
     changed = augmenter(on, classes)(batch)
     assert changed.x.shape[1] == int(24 * 0.9) and changed.y.shape == (4, 2)  # probabilities
-    assert augmenter(AugmentConfig(scale=0.0, crop=1.0, mixup=0.0), classes)(batch) is batch
+    off = AugmentConfig(scale=0.0, crop=1.0, warp=0.0, mixup=0.0)
+    assert augmenter(off, classes)(batch) is batch
     assert augmenter(on, sums)(sums.train.take(torch.arange(4))).x.shape[1] == 20
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [("augment.crop", "0"), ("augment.scale", "-0.1"), ("augment.mixup", "-1")]
+    ("key", "value"),
+    [
+        ("augment.crop", "0"),
+        ("augment.scale", "-0.1"),
+        ("augment.warp", "-0.2"),
+        ("augment.mixup", "-1"),
+    ],
 )
 def test_an_augmentation_out_of_range_is_a_config_error(tmp_path, key, value):
     result = run_in_process("train", "dataset=italy_power", f"{key}={value}", cwd=tmp_path)

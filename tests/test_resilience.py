@@ -291,7 +291,7 @@ def signalled_then_resumed(workdir: Path, args: tuple[str, ...], pause: float):
 
 @pytest.mark.slow
 def test_augmented_batches_and_a_per_step_schedule_resume_mid_epoch_bit_identical(tmp_path):
-    """Crops, scales and mixup's blends are drawn from torch's generators, and
+    """Crops, scales, warps and mixup's blends are drawn from torch's generators, and
     scheduler=onecycle moves the learning rate every step: a checkpoint between two steps
     must carry the generators' states and the schedule's position, or the resumed run trains
     on other batches at other rates."""
@@ -300,6 +300,7 @@ def test_augmented_batches_and_a_per_step_schedule_resume_mid_epoch_bit_identica
         "model=tiny",
         "augment.scale=0.2",
         "augment.crop=0.8",
+        "augment.warp=0.2",
         "augment.mixup=0.2",
         "scheduler=onecycle",
         "scheduler.steps=300",
@@ -310,7 +311,7 @@ def test_augmented_batches_and_a_per_step_schedule_resume_mid_epoch_bit_identica
     )
     run_dir, output, expected = signalled_then_resumed(tmp_path, augmented, 0.5)
     assert "augmented=random 80% of each sequence" in output
-    assert "mixup Beta(0.2, 0.2)" in output
+    assert "speed x exp(0.2 N(0, 1)) in 4 stretches, mixup Beta(0.2, 0.2)" in output
     assert_same_run(run_dir, expected)
     rates = [float(row["lr"]) for row in expected[1]]
     assert max(rates) == pytest.approx(3e-3, rel=0.05) and rates[-1] < rates[0] / 10

@@ -7,7 +7,10 @@ batch, and their targets alike, by a weight drawn from Beta(mixup, mixup) (Zhang
 2018): the network learns that between two classes lies something in between, not a
 cliff drawn through 30 points. `scale` multiplies each sequence's channels by
 1 + scale x N(0, 1) (a class is seldom its amplitude); `crop` keeps a random stretch of that
-fraction of each sequence's length (a class is seldom where it starts). Regression targets
+fraction of each sequence's length (a class is seldom where it starts); `warp` replays each
+sequence at a speed that changes along it (an arrowhead is the same drawn a little faster
+here, slower there, as Le Guennec et al., 2016 warp a window). Each helps where its premise
+holds and hurts where it does not (the README's What the defaults reach). Regression targets
 may depend on amplitude and position, and forecast windows on their alignment, so only
 classification is augmented. The draws come from torch's generators, whose states
 checkpoints keep: a resumed run draws the same.
@@ -36,10 +39,16 @@ def augmenter(config: AugmentConfig, data: PreparedData) -> Augmenter:
     """What becomes of each training batch of `data` (itself, when nothing applies)."""
     if not applies(config, data):
         return lambda batch: batch
-    if config.mixup == 0.0:
-        return lambda batch: augment(batch, config.scale, config.crop)
-    classes = data.output_size
-    return lambda batch: mix(augment(batch, config.scale, config.crop), config.mixup, classes)
+
+    def changed(batch: Batch) -> Batch:
+        batch = augment(batch, config.scale, config.crop)
+        if config.warp > 0.0:
+            batch = warp(batch, config.warp)
+        if config.mixup > 0.0:
+            batch = mix(batch, config.mixup, data.output_size)
+        return batch
+
+    return changed
 
 
 def augment(batch: Batch, scale: float, crop: float) -> Batch:
@@ -69,6 +78,43 @@ def mix(batch: Batch, alpha: float, classes: int) -> Batch:
     on_y = weights.to(y.device).view(count, 1)
     targets = on_y * probabilities + (1.0 - on_y) * probabilities[partner.to(y.device)]
     return Batch(mixed, torch.maximum(lengths, lengths[partner]), targets)
+
+
+WARP_STRETCHES = 4  # stretches of time that each get their own speed
+
+
+def warp(batch: Batch, strength: float) -> Batch:
+    """Each sequence replayed at a speed that changes along it: its time cut into
+    WARP_STRETCHES equal stretches, each read exp(strength x N(0, 1)) times as fast, then
+    resampled linearly to its own length. Its first and last steps stay put and its shape
+    keeps its order; the timing of its features moves."""
+    x, lengths = batch.x, batch.lengths
+    source = _warped_steps(lengths, x.shape[1], strength)
+    before = source.floor().long()
+    after = (before + 1).minimum((lengths - 1).clamp(min=0).unsqueeze(1))
+    share = (source - before).to(x.device, x.dtype).unsqueeze(2)
+    warped = _rows(x, before) * (1.0 - share) + _rows(x, after) * share
+    real = torch.arange(x.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
+    return Batch(warped * real.to(x.device, x.dtype).unsqueeze(2), lengths, batch.y)
+
+
+def _warped_steps(lengths: Tensor, steps: int, strength: float) -> Tensor:
+    """[B, steps]: the fractional step of its sequence that each step of a warped one reads
+    (the last real step, past the sequence's end)."""
+    count = len(lengths)
+    speeds = torch.exp(strength * torch.randn(count, WARP_STRETCHES))
+    bounds = torch.cat([torch.zeros(count, 1), torch.cumsum(speeds, dim=1)], dim=1)
+    bounds = bounds / bounds[:, -1:]  # where each stretch starts, as a fraction of the length
+    last = (lengths - 1).clamp(min=1).float().unsqueeze(1)
+    along = (torch.arange(steps).unsqueeze(0) / last).clamp(max=1.0) * WARP_STRETCHES
+    stretch = along.floor().long().clamp(max=WARP_STRETCHES - 1)
+    start, end = bounds.gather(1, stretch), bounds.gather(1, stretch + 1)
+    return (start + (along - stretch) * (end - start)) * last
+
+
+def _rows(x: Tensor, steps: Tensor) -> Tensor:
+    """x[i, steps[i, t]] for every sequence i and step t."""
+    return x.gather(1, steps.to(x.device).unsqueeze(2).expand(-1, -1, x.shape[2]))
 
 
 def _crop(x: Tensor, lengths: Tensor, fraction: float) -> tuple[Tensor, Tensor]:

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from lstm_cli.config.schema import AugmentConfig
-from lstm_cli.data.augment import applies
+from lstm_cli.data.augment import WARP_STRETCHES, applies
 from lstm_cli.data.splits import PreparedData, Split, StreamSplit
 from lstm_cli.model.network import layer_summary
 from lstm_cli.training.baselines import baseline_rows
@@ -86,8 +86,10 @@ def _scores(scores: dict[str, float]) -> str:
 def _augmentation(config: AugmentConfig) -> str:
     scaled = f"scale x (1 + {config.scale:g} N(0, 1))" if config.scale else ""
     cropped = f"random {config.crop:.0%} of each sequence" if config.crop < 1 else ""
+    stretches = f"in {WARP_STRETCHES} stretches"
+    warped = f"speed x exp({config.warp:g} N(0, 1)) {stretches}" if config.warp else ""
     mixed = f"mixup Beta({config.mixup:g}, {config.mixup:g})" if config.mixup else ""
-    return ", ".join(part for part in (cropped, scaled, mixed) if part)
+    return ", ".join(part for part in (cropped, scaled, warped, mixed) if part)
 
 
 def data_summary(name: str, data: PreparedData) -> dict[str, Any]:
