@@ -202,8 +202,8 @@ class DataConfig:
 class AugmentConfig:
     scale: float = bounded(ge=0.0)
     crop: float = bounded(gt=0.0, le=1.0)
-    mixup: float = bounded(ge=0.0)
     warp: float = bounded(ge=0.0)
+    mixup: float = bounded(ge=0.0)
 
     def active(self) -> bool:
         return self.scale > 0.0 or self.crop < 1.0 or self.mixup > 0.0 or self.warp > 0.0

@@ -86,8 +86,9 @@ def _scores(scores: dict[str, float]) -> str:
 def _augmentation(config: AugmentConfig) -> str:
     scaled = f"scale x (1 + {config.scale:g} N(0, 1))" if config.scale else ""
     cropped = f"random {config.crop:.0%} of each sequence" if config.crop < 1 else ""
-    stretches = f"in {WARP_STRETCHES} stretches"
-    warped = f"speed x exp({config.warp:g} N(0, 1)) {stretches}" if config.warp else ""
+    warped = (
+        f"speed x exp({config.warp:g} N(0, 1)) in {WARP_STRETCHES} stretches" if config.warp else ""
+    )
     mixed = f"mixup Beta({config.mixup:g}, {config.mixup:g})" if config.mixup else ""
     return ", ".join(part for part in (cropped, scaled, warped, mixed) if part)
 
