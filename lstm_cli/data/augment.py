@@ -121,5 +121,4 @@ def _crop(x: Tensor, lengths: Tensor, fraction: float) -> tuple[Tensor, Tensor]:
     kept = (lengths * fraction).long().clamp(min=1)
     starts = (torch.rand(len(lengths)) * (lengths - kept + 1)).long()
     positions, real = padded_positions(starts, kept)
-    rows = positions.to(x.device).unsqueeze(2).expand(-1, -1, x.shape[2])
-    return x.gather(1, rows) * real.to(x.device).unsqueeze(2), kept
+    return _rows(x, positions) * real.to(x.device).unsqueeze(2), kept
