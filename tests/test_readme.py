@@ -70,6 +70,11 @@ def test_the_groups_table_lists_every_group_option_and_key():
         assert set(quoted(options)) == options_of(group), group
         if group == "dataset":
             continue  # by kind: the datasets table
+        if group == "recipe":  # keys of other groups, set together (`# @package _global_`)
+            for option in options_of(group):
+                values = OmegaConf.to_container(OmegaConf.load(CONF / group / f"{option}.yaml"))
+                assert set(quoted(keys)) == set(dotted_keys(values)), option
+            continue
         schemas = (
             [NAMED_GROUPS[group]] if group in NAMED_GROUPS else VARIANT_GROUPS[group][1].values()
         )

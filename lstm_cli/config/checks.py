@@ -44,6 +44,7 @@ def validate_train_config(values: dict[str, Any]) -> tuple[TrainConfig, Task]:
         raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0")
     check_model(cfg.model)
     check_tbptt(cfg, task)
+    check_augment(cfg, task)
     if cfg.scheduler.name == "onecycle" and not (cfg.scheduler.steps or cfg.trainer.min_steps):
         raise ConfigError(
             "scheduler=onecycle with scheduler.steps=null spans trainer.min_steps, which is 0:"
@@ -130,6 +131,19 @@ def check_tbptt(cfg: TrainConfig, task: Task) -> None:
             f"trainer.tbptt={cfg.trainer.tbptt}: a forecaster reads windows of"
             " dataset.window steps, which bound its backpropagation already; set"
             " dataset.window instead"
+        )
+
+
+def check_augment(cfg: TrainConfig, task: Task) -> None:
+    """Augmentation changes classification batches only (a regression target may hang on
+    amplitude and position, a forecast on alignment): on another task it would do nothing."""
+    changed = cfg.augment.changes()
+    if task != "classification" and changed:
+        key, value = next(iter(changed.items()))
+        raise ConfigError(
+            f"augment.{key}={value} changes classification batches only, and"
+            f" dataset={cfg.dataset.name} is a {task} task: leave augment (and recipe=shapes)"
+            " to classification"
         )
 
 

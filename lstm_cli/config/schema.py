@@ -205,8 +205,18 @@ class AugmentConfig:
     warp: float = bounded(ge=0.0)
     mixup: float = bounded(ge=0.0)
 
+    def changes(self) -> dict[str, float]:
+        """The keys that change batches, with their values (0 or a crop of 1: off)."""
+        on = {
+            "scale": self.scale > 0,
+            "crop": self.crop < 1,
+            "warp": self.warp > 0,
+            "mixup": self.mixup > 0,
+        }
+        return {key: getattr(self, key) for key, changing in on.items() if changing}
+
     def active(self) -> bool:
-        return self.scale > 0.0 or self.crop < 1.0 or self.mixup > 0.0 or self.warp > 0.0
+        return bool(self.changes())
 
 
 @dataclass
