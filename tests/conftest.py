@@ -131,6 +131,13 @@ def train(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     return lambda *args: run_in_process("train", *args, cwd=tmp_path)
 
 
+@pytest.fixture
+def in_process(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`in_process("evaluate", "a=b")`: any command in process (`run_in_process`), in
+    tmp_path: for what a command computes, where `cli` is for what a user's shell sees."""
+    return lambda *args: run_in_process(*args, cwd=tmp_path)
+
+
 def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
     """One `error:` line naming the culprit, the expected exit code, no traceback."""
     assert result.returncode == code, (result.returncode, result.stdout, result.stderr)

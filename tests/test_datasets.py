@@ -19,7 +19,7 @@ def results(workdir: Path) -> dict:
     return read_json(workdir / "outputs/train/latest/results.json")
 
 
-def test_sine_forecasts_in_original_units(cli, tmp_path, train):
+def test_sine_forecasts_in_original_units(in_process, tmp_path, train):
     result = train(
         "dataset=sine",
         "dataset.length=400",
@@ -30,13 +30,13 @@ def test_sine_forecasts_in_original_units(cli, tmp_path, train):
     assert result.returncode == 0, result.stderr
     assert results(tmp_path)["task"] == "forecasting"
     (tmp_path / "wave.csv").write_text("value\n" + "".join(f"{v / 10}\n" for v in range(60)))
-    result = cli("predict", "run_dir=outputs/train/latest", "input=wave.csv", "output=f.csv")
+    result = in_process("predict", "run_dir=outputs/train/latest", "input=wave.csv", "output=f.csv")
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "f.csv").open()))
     assert [r["step"] for r in rows] == [str(k) for k in range(1, 11)]
 
 
-def test_adding_problem_is_regression_with_two_inputs(cli, tmp_path, train):
+def test_adding_problem_is_regression_with_two_inputs(in_process, tmp_path, train):
     result = train(
         "dataset=adding",
         "dataset.seq_len=20",
@@ -47,14 +47,14 @@ def test_adding_problem_is_regression_with_two_inputs(cli, tmp_path, train):
     )
     assert result.returncode == 0, result.stderr
     assert results(tmp_path)["test"]["test/loss"] < 1.0
-    result = cli("evaluate", "run_dir=outputs/train/latest")
+    result = in_process("evaluate", "run_dir=outputs/train/latest")
     assert result.returncode == 0, result.stderr
     evaluated = read_json(tmp_path / "outputs/evaluate/latest/metrics.json")
     assert evaluated["samples"] == 50
     assert evaluated["metrics"]["test/loss"] == results(tmp_path)["test"]["test/loss"]
 
 
-def test_npz_classification_with_lengths_and_predict(cli, tmp_path, train):
+def test_npz_classification_with_lengths_and_predict(in_process, tmp_path, train):
     generator = np.random.default_rng(0)
     x = generator.normal(size=(60, 8, 3))
     lengths = generator.integers(2, 9, size=60)
@@ -64,7 +64,7 @@ def test_npz_classification_with_lengths_and_predict(cli, tmp_path, train):
     result = train("dataset=npz", "dataset.path=train.npz", *QUICK)
     assert result.returncode == 0, result.stderr
     assert set(results(tmp_path)["test"]) == {"test/loss", "test/acc", "test/f1"}
-    result = cli("predict", "run_dir=outputs/train/latest", "input=new.npz", "output=p.csv")
+    result = in_process("predict", "run_dir=outputs/train/latest", "input=new.npz", "output=p.csv")
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert [r["index"] for r in rows] == ["0", "1", "2", "3"]
@@ -73,7 +73,7 @@ def test_npz_classification_with_lengths_and_predict(cli, tmp_path, train):
 
 
 @pytest.mark.slow
-def test_npz_regression_with_several_targets_per_sequence(cli, tmp_path, train):
+def test_npz_regression_with_several_targets_per_sequence(in_process, tmp_path, train):
     """y [N, k]: k numbers per sequence, each scaled on its own and scored in its units;
     y [N, 1] is one target, as y [N] is; [N, k] cannot be classes."""
     generator = np.random.default_rng(0)
@@ -88,11 +88,11 @@ def test_npz_regression_with_several_targets_per_sequence(cli, tmp_path, train):
     trained = results(tmp_path)["test"]
     assert {"test/rmse", "test/mae"} <= set(trained)
     assert trained["test/rmse"] > 10, "scored in the targets' units (the first is x100)"
-    result = cli("predict", "run_dir=outputs/train/latest", "input=held.npz", "output=p.csv")
+    result = in_process("predict", "run_dir=outputs/train/latest", "input=held.npz", "output=p.csv")
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert set(rows[0]) == {"index", "predicted_0", "predicted_1"} and len(rows) == 20
-    assert cli("evaluate", "run_dir=outputs/train/latest", "input=held.npz").returncode == 0
+    assert in_process("evaluate", "run_dir=outputs/train/latest", "input=held.npz").returncode == 0
     result = run_in_process(
         "evaluate", "run_dir=outputs/train/latest", "input=column.npz", cwd=tmp_path
     )
@@ -103,7 +103,7 @@ def test_npz_regression_with_several_targets_per_sequence(cli, tmp_path, train):
     assert_clean_error(result, 1, "train.npz", "array 'y'", "dataset.task=regression")
 
 
-def test_csv_forecast_with_covariates_time_column_and_two_targets(cli, tmp_path, train):
+def test_csv_forecast_with_covariates_time_column_and_two_targets(in_process, tmp_path, train):
     lines = ["date,a,b,temp"]
     for day in range(90):
         date = np.datetime64("2024-01-01") + day
@@ -122,19 +122,19 @@ def test_csv_forecast_with_covariates_time_column_and_two_targets(cli, tmp_path,
         *QUICK,
     )
     assert result.returncode == 0, result.stderr
-    result = cli("predict", "run_dir=outputs/train/latest", "input=shop.csv", "output=f.csv")
+    result = in_process("predict", "run_dir=outputs/train/latest", "input=shop.csv", "output=f.csv")
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "f.csv").open()))
     assert rows[0]["date"] == "2024-03-31" and rows[-1]["date"] == "2024-04-06"
     assert set(rows[0]) == {"date", "a", "b"}
 
 
-def test_text_with_fractions_and_unknown_characters_at_predict(cli, tmp_path, train):
+def test_text_with_fractions_and_unknown_characters_at_predict(in_process, tmp_path, train):
     (tmp_path / "corpus.txt").write_text("the quick brown fox jumps over the lazy dog. " * 80)
     result = train("dataset=text", "dataset.path=corpus.txt", "dataset.seq_len=20", *QUICK)
     assert result.returncode == 0, result.stderr
     assert results(tmp_path)["test"]["test/bpc"] > 0
-    result = cli(
+    result = in_process(
         "predict", "run_dir=outputs/train/latest", "predict.prompt=QZ the", "predict.length=10"
     )
     assert result.returncode == 0, result.stderr
@@ -181,7 +181,7 @@ PANEL = (
 )
 
 
-def test_many_series_in_one_file_train_one_model_and_predict_each(cli, tmp_path, train):
+def test_many_series_in_one_file_train_one_model_and_predict_each(in_process, tmp_path, train):
     write_panel(tmp_path / "panel.csv")
     result = train(
         *PANEL,
@@ -197,11 +197,13 @@ def test_many_series_in_one_file_train_one_model_and_predict_each(cli, tmp_path,
     assert run["task"] == "forecasting"
     assert set(run["baselines"]) == {"last value"}  # yearly: no season
     assert run["test"]["test/mase"] > 0
-    evaluated = cli("evaluate", "run_dir=outputs/train/latest")
+    evaluated = in_process("evaluate", "run_dir=outputs/train/latest")
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = read_json(next((tmp_path / "outputs/evaluate").glob("2*/metrics.json")))
     assert metrics["samples"] == 3  # one test window per series
-    result = cli("predict", "run_dir=outputs/train/latest", "input=panel.csv", "output=f.csv")
+    result = in_process(
+        "predict", "run_dir=outputs/train/latest", "input=panel.csv", "output=f.csv"
+    )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "f.csv").open()))
     assert [(r["series_id"], r["year"]) for r in rows[:4]] == [
@@ -288,14 +290,14 @@ def test_evaluate_scores_a_new_labelled_file_whole(tmp_path):
 
 
 def test_evaluate_input_of_a_forecaster_scores_the_files_last_months(
-    cli, tmp_path, trained_airline
+    in_process, tmp_path, trained_airline
 ):
     """The windows of the file's last test_size steps, as the run's test split was cut: the
     run's own file scores as its test split does; another series scores otherwise."""
     run_dir = trained_airline / "outputs/train/latest"
-    own = cli("evaluate", f"run_dir={run_dir}", "input=embedded:airline/airline.csv")
+    own = in_process("evaluate", f"run_dir={run_dir}", "input=embedded:airline/airline.csv")
     assert own.returncode == 0, own.stderr
-    test = cli("evaluate", f"run_dir={run_dir}")
+    test = in_process("evaluate", f"run_dir={run_dir}")
     assert test.returncode == 0, test.stderr
     scored, expected = (
         read_json(path / "metrics.json")
@@ -306,12 +308,12 @@ def test_evaluate_input_of_a_forecaster_scores_the_files_last_months(
     rows = AIRLINE_CSV.read_text().splitlines()
     grown = [rows[0]] + [f"{r.split(',')[0]},{float(r.split(',')[1]) * 1.2:g}" for r in rows[1:]]
     (tmp_path / "grown.csv").write_text("\n".join(grown) + "\n")
-    other = cli("evaluate", f"run_dir={run_dir}", "input=grown.csv")
+    other = in_process("evaluate", f"run_dir={run_dir}", "input=grown.csv")
     assert other.returncode == 0, other.stderr
     assert "input/mape" in other.stdout and "seasonal naive (12) input/mae" in other.stdout
 
 
-def test_stamps_in_a_named_spelling_train_and_date_the_forecasts_alike(cli, tmp_path, train):
+def test_stamps_in_a_named_spelling_train_and_date_the_forecasts_alike(in_process, tmp_path, train):
     days = [f"03/{day:02d}/2024" for day in range(1, 31)]
     lines = ["day,sales"] + [f"{d},{10 + n % 7 + n * 0.1:.2f}" for n, d in enumerate(days)]
     (tmp_path / "s.csv").write_text("\n".join(lines) + "\n")
@@ -320,11 +322,11 @@ def test_stamps_in_a_named_spelling_train_and_date_the_forecasts_alike(cli, tmp_
     result = train(*keys, *spelled, "dataset.val_size=5", "dataset.test_size=5", *QUICK)
     assert result.returncode == 0, result.stderr
     assert "seasonal naive (7)" in result.stdout  # daily stamps: a weekly season
-    result = cli("predict", "run_dir=outputs/train/latest", "input=s.csv", "predict.steps=2")
+    result = in_process("predict", "run_dir=outputs/train/latest", "input=s.csv", "predict.steps=2")
     assert result.returncode == 0, result.stderr
     predictions = next((tmp_path / "outputs/predict").glob("2*/predictions.csv"))
     rows = list(csv.DictReader(predictions.open()))
     assert [row["day"] for row in rows] == ["03/31/2024", "04/01/2024"]
     assert_png(predictions.with_suffix(".png"))  # its x axis dated in the same spelling
-    assert cli("evaluate", "run_dir=outputs/train/latest").returncode == 0
+    assert in_process("evaluate", "run_dir=outputs/train/latest").returncode == 0
     assert_png(tmp_path / "outputs/evaluate/latest/forecast.png")  # dated as well

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import read_json, run_cli, run_in_process
+from conftest import read_json, run_in_process
 
 from lstm_cli.data.joined import JoinedSplit
 from lstm_cli.data.splits import Batch, RaggedSplit, SequenceSplit
@@ -38,7 +38,7 @@ def test_the_refit_learns_from_train_and_val_and_becomes_the_runs_model(tmp_path
     refit, validated = tmp_path / "refit", tmp_path / "validated"
     refit.mkdir()
     validated.mkdir()
-    result = run_cli("train", *ITALY, cwd=refit)
+    result = run_in_process("train", *ITALY, cwd=refit)
     assert result.returncode == 0, result.stderr
     assert "refit: a new network learns from the 67 training and validation sequences" in (
         result.stdout
@@ -64,7 +64,7 @@ def test_the_refit_learns_from_train_and_val_and_becomes_the_runs_model(tmp_path
     # best.pt and last.pt are the refit's: evaluate scores what results.json reports
     assert_same_weights(weights(checkpoints / "best.pt"), weights(checkpoints / "last.pt"))
     assert results["test"] != plain["test"]
-    evaluated = run_cli("evaluate", f"run_dir={run}", cwd=refit)
+    evaluated = run_in_process("evaluate", f"run_dir={run}", cwd=refit)
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = read_json(next(refit.glob("outputs/evaluate/*/metrics.json")))
     assert metrics["metrics"]["test/acc"] == results["test"]["test/acc"]
@@ -122,7 +122,7 @@ def test_refit_average_answers_with_the_mean_of_the_validated_and_refit_networks
     refit = results["refit"]
     assert refit["validated_test"].keys() == refit["refit_test"].keys() == results["test"].keys()
     assert results["parameters"] == 2 * sum(p.numel() for p in validated.parameters())
-    evaluated = run_cli("evaluate", f"run_dir={run}", cwd=tmp_path)
+    evaluated = run_in_process("evaluate", f"run_dir={run}", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = read_json(next(tmp_path.glob("outputs/evaluate/*/metrics.json")))
     assert metrics["metrics"]["test/acc"] == results["test"]["test/acc"]

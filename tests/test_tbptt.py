@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 import pytest
 import torch
-from conftest import assert_clean_error, model_config, read_json, run_cli, run_in_process
+from conftest import assert_clean_error, model_config, read_json, run_in_process
 from test_resilience import assert_same_run, final_state, start, wait_for_checkpoint
 
 from lstm_cli.data.batching import padding_mask
@@ -107,7 +107,7 @@ def test_text_trains_as_streams_and_evaluate_carries_the_state_as_training_did(t
     trained = read_json(tmp_path / "outputs/train/latest/results.json")
     assert "8 parallel streams, state carried (trainer.tbptt)" in result.stdout
     assert trained["test"]["test/bpc"] < trained["baselines"]["unigram"]["test/bpc"]
-    evaluated = run_cli("evaluate", "run_dir=outputs/train/latest", cwd=tmp_path)
+    evaluated = run_in_process("evaluate", "run_dir=outputs/train/latest", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     scores = read_json(next((tmp_path / "outputs/evaluate").glob("2*/metrics.json")))
     assert scores["metrics"]["test/bpc"] == pytest.approx(trained["test"]["test/bpc"], rel=1e-5)
