@@ -3,7 +3,7 @@ the convolutional block keeps lengths in step, the forget gate starts at its bia
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 import torch
@@ -13,7 +13,7 @@ from lstm_cli.config.validate import option_config
 from lstm_cli.data.batching import padding_mask
 from lstm_cli.data.splits import PreparedData, SequenceSplit
 from lstm_cli.model.blocks import TimePooling, last_valid_step, seasonal_anchor
-from lstm_cli.model.network import LSTMNetwork, ModelSpec
+from lstm_cli.model.network import LSTMNetwork, ModelSpec, spread_stride
 from lstm_cli.training.losses import build_loss
 
 
@@ -148,6 +148,22 @@ def test_pooling_reads_only_the_real_steps():
     torch.testing.assert_close(pooled, torch.tensor([[3.0, 5.0, 3.0], [2.0, 2.0, 2.0]]))
 
 
+@pytest.mark.parametrize(
+    ("total", "layers", "strides"),
+    [(1, 3, [1, 1, 1]), (2, 3, [1, 1, 2]), (12, 3, [2, 2, 3]), (13, 3, [2, 3, 3]), (5, 1, [5])],
+)
+def test_a_stride_is_spread_over_the_convolutions_the_later_ones_the_larger(total, layers, strides):
+    assert spread_stride(total, layers) == strides
+
+
+def test_a_checkpoint_from_before_spread_strides_keeps_the_last_convolution_striding():
+    saved = asdict(network(conv_layers=3).spec)
+    saved.pop("conv_strides")  # what checkpoints held before the field existed
+    old = ModelSpec(**{**saved, "conv_stride": 12})
+    assert old.layer_strides() == [1, 1, 12]
+    assert [layer[0].stride for layer in LSTMNetwork(old).conv.layers] == [(1,), (1,), (12,)]
+
+
 def test_strided_convolutions_shorten_lengths_by_the_stride():
     model = network(conv_layers=2, conv_stride=4)
     x = torch.randn(2, 10, 3)
@@ -155,6 +171,10 @@ def test_strided_convolutions_shorten_lengths_by_the_stride():
     assert outputs.shape == (2, 3, 4)
     assert lengths.tolist() == [3, 2]
     assert outputs[1, 2:].abs().sum() == 0  # past the shortened end: zero
+    spread = LSTMNetwork(replace(model.spec, conv_strides=[2, 2]))
+    outputs, lengths = spread.conv(x, torch.tensor([10, 5]))  # 10 -> 5 -> 3, 5 -> 3 -> 2
+    assert outputs.shape == (2, 3, 4) and lengths.tolist() == [3, 2]
+    assert outputs[1, 2:].abs().sum() == 0
 
 
 def training_data(task: str, train: SequenceSplit, inputs: int, token_input: bool):
@@ -165,7 +185,8 @@ def training_data(task: str, train: SequenceSplit, inputs: int, token_input: boo
 def test_the_spec_strides_the_longest_training_sequence_down_to_max_lstm_steps():
     train = SequenceSplit(torch.zeros(2, 1460, 1), torch.tensor([1460, 700]), torch.zeros(2))
     data = training_data("classification", train, 1, token_input=False)
-    assert ModelSpec.of(model_config(max_lstm_steps=128), data).conv_stride == 12
+    spec = ModelSpec.of(model_config(max_lstm_steps=128), data)
+    assert (spec.conv_stride, spec.conv_strides) == (12, [2, 2, 3])
     assert ModelSpec.of(model_config(), data).forget_bias == 1.0  # null: 1 for sequence tasks
     assert ModelSpec.of(model_config(max_lstm_steps=None), data).conv_stride == 1
     without = ModelSpec.of(model_config(conv_layers=0), data)

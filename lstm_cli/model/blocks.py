@@ -47,7 +47,7 @@ def seasonal_anchor(x: Tensor, lengths: Tensor, horizon: int, season: int) -> Te
 
 
 class ConvBlock(nn.Module):
-    """`conv_layers` x (Conv1d -> BatchNorm -> ReLU) over time, the last one strided.
+    """`conv_layers` x (Conv1d -> BatchNorm -> ReLU) over time, each with its stride.
 
     Local shapes (spikes, edges, oscillations) are what convolutions find well and what an
     LSTM fed one raw value per step finds slowly; the stride shortens long sequences so
@@ -56,32 +56,31 @@ class ConvBlock(nn.Module):
     a sequence alone would read (zero padding): padding never changes a result.
     """
 
-    def __init__(
-        self, in_channels: int, channels: int, layers: int, kernel: int, stride: int
-    ) -> None:
+    def __init__(self, in_channels: int, channels: int, kernel: int, strides: list[int]) -> None:
         super().__init__()
-        self.stride = stride
+        self.strides = strides
         self.layers = nn.ModuleList(
             nn.Sequential(
                 nn.Conv1d(
                     in_channels if index == 0 else channels,
                     channels,
                     kernel,
-                    stride=stride if index == layers - 1 else 1,
+                    stride=stride,
                     padding=kernel // 2,
                 ),
                 nn.BatchNorm1d(channels),
                 nn.ReLU(),
             )
-            for index in range(layers)
+            for index, stride in enumerate(strides)
         )
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """[B, T, F] and [B] lengths -> [B, ceil(T / stride), channels] and their lengths."""
+        """[B, T, F] and [B] lengths -> [B, T / the strides' product (rounded up at each),
+        channels] and their lengths."""
         outputs = x.transpose(1, 2)
-        for index, layer in enumerate(self.layers):
-            if index == len(self.layers) - 1 and self.stride > 1:
-                lengths = torch.div(lengths - 1, self.stride, rounding_mode="floor") + 1
+        for stride, layer in zip(self.strides, self.layers, strict=True):
+            if stride > 1:
+                lengths = torch.div(lengths - 1, stride, rounding_mode="floor") + 1
             outputs = layer(outputs)
             outputs = outputs * padding_mask(lengths, outputs.shape[2], outputs.device).unsqueeze(1)
         return outputs.transpose(1, 2), lengths
