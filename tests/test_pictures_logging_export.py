@@ -171,8 +171,9 @@ def test_a_default_classifier_exports_for_any_batch_size(tmp_path, fmt, averaged
         pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
     spec = ModelSpec(2, 3, False, False, 8, 1, True, 0.0, 4, pooling=["mean", "max", "last"])
-    spec = replace(spec, conv_channels=6, conv_layers=2, conv_kernel=3, conv_stride=4)
-    spec = replace(spec, conv_strides=[2, 2])  # lengths shortened twice, as traced
+    spec = replace(  # lengths shortened at both convolutions, as traced
+        spec, conv_channels=6, conv_layers=2, conv_kernel=3, conv_stride=4, conv_strides=[2, 2]
+    )
     members = [LSTMNetwork(spec).eval() for _ in range(2 if averaged else 1)]
     network = AveragedNetwork.of(members, classifies=True) if averaged else members[0]
     trace, check = padded_batch([9, 6], 2), padded_batch([9, 4, 1, 7, 2], 2)
