@@ -45,7 +45,8 @@ def validate_train_config(values: dict[str, Any]) -> tuple[TrainConfig, Task]:
     check_model(cfg.model)
     check_tbptt(cfg, task)
     check_augment(cfg, task)
-    if cfg.scheduler.name == "onecycle" and not (cfg.scheduler.steps or cfg.trainer.min_steps):
+    spans_nothing = cfg.scheduler.name == "onecycle" and cfg.scheduler.steps is None
+    if spans_nothing and cfg.trainer.min_steps == 0:  # null: settled to 1000 or 3000
         raise ConfigError(
             "scheduler=onecycle with scheduler.steps=null spans trainer.min_steps, which is 0:"
             " give scheduler.steps=N"

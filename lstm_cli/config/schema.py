@@ -178,7 +178,7 @@ class TrainerConfig:
     monitor: str
     mode: Literal["min", "max"]
     patience: int | None = bounded(ge=1)
-    min_steps: int = bounded(ge=0)
+    min_steps: int | None = bounded(ge=0)
     min_delta: float = bounded(ge=0.0)
     checkpoint_every_steps: int = bounded(ge=0)
     on_nonfinite: Literal["stop", "skip_batch"]
@@ -202,16 +202,17 @@ class DataConfig:
 class AugmentConfig:
     scale: float = bounded(ge=0.0)
     crop: float = bounded(gt=0.0, le=1.0)
-    warp: float = bounded(ge=0.0)
-    mixup: float = bounded(ge=0.0)
+    warp: float | None = bounded(ge=0.0)
+    mixup: float | None = bounded(ge=0.0)
 
     def changes(self) -> dict[str, float]:
-        """The keys that change batches, with their values (0 or a crop of 1: off)."""
+        """The keys set to change batches, with their values (0, null (auto: settled once
+        the data is loaded) or a crop of 1: off)."""
         on = {
             "scale": self.scale > 0,
             "crop": self.crop < 1,
-            "warp": self.warp > 0,
-            "mixup": self.mixup > 0,
+            "warp": bool(self.warp),
+            "mixup": bool(self.mixup),
         }
         return {key: getattr(self, key) for key, changing in on.items() if changing}
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from lstm_cli.config.schema import AugmentConfig
 from lstm_cli.data.augment import WARP_STRETCHES, applies
+from lstm_cli.data.smoothness import SMOOTH_BELOW
 from lstm_cli.data.splits import PreparedData, Split, StreamSplit
 from lstm_cli.model.network import layer_summary
 from lstm_cli.training.baselines import baseline_rows
@@ -32,7 +33,8 @@ def show_start(training: Training, resuming: bool) -> None:
     augmented = (
         {"augmented": _augmentation(config.augment)} if applies(config.augment, data) else {}
     )
-    reporter.table("data", {**data_summary(config.dataset.name, data), **augmented})
+    rough = {"roughness": _roughness(training)} if training.roughness is not None else {}
+    reporter.table("data", {**data_summary(config.dataset.name, data), **rough, **augmented})
     parameters = sum(p.numel() for p in model.parameters())
     reporter.table(
         "model",
@@ -81,6 +83,18 @@ def _refit_rows(refit: dict[str, Any] | None) -> dict[str, Any]:
 
 def _scores(scores: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:.6g}" for name, value in scores.items())
+
+
+def _roughness(training: Training) -> str:
+    """What the training sequences' roughness made of the auto keys (`augment.warp`,
+    `augment.mixup` and `trainer.min_steps` at null)."""
+    value, config = training.roughness or 0.0, training.config
+    smooth = value < SMOOTH_BELOW
+    return (
+        f"{value:.2g}, {'smooth' if smooth else 'not smooth'} (bound {SMOOTH_BELOW:g}):"
+        f" warp and mixup left to auto {'on' if smooth else 'off'};"
+        f" least steps {config.trainer.min_steps}"
+    )
 
 
 def _augmentation(config: AugmentConfig) -> str:

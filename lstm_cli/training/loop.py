@@ -1,15 +1,16 @@
 """The training loop, top to bottom.
 
-Setup: threads, seed, data, model, optimizer, scheduler, loss, the progress so far (fresh
-or from a checkpoint). Per epoch: shuffle; per batch the optimizer step (`train_batch`),
-progress, a step checkpoint when due, a look at the stopping signals; then validate, log
-the row, step the scheduler, checkpoint best then last, stop early when the monitored
-metric stops improving. With `trainer.refit`, a fresh network then learns from the
-training and validation data together for as many steps as validation chose, and its
-weights are the run's (the validated ones kept in `checkpoints/validated.pt`), or with
-`refit=average` both answer together (`refit.py`). Finally the network the run answers
-with scores the test split (`results.py`). A run killed at any point continues from
-`checkpoints/last.pt` to the result it would have reached.
+Setup: threads, seed, data, the defaults it settles (`auto_defaults.py`), model,
+optimizer, scheduler, loss, the progress so far (fresh or from a checkpoint). Per epoch:
+shuffle; per batch the optimizer step (`train_batch`), progress, a step checkpoint when
+due, a look at the stopping signals; then validate, log the row, step the scheduler,
+checkpoint best then last, stop early when the monitored metric stops improving. With
+`trainer.refit`, a fresh network then learns from the training and validation data
+together for as many steps as validation chose, and its weights are the run's (the
+validated ones kept in `checkpoints/validated.pt`), or with `refit=average` both answer
+together (`refit.py`). Finally the network the run answers with scores the test split
+(`results.py`). A run killed at any point continues from `checkpoints/last.pt` to the
+result it would have reached.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from lstm_cli.model.averaged import Network
 from lstm_cli.model.network import CarriedState, LSTMNetwork, ModelSpec
 from lstm_cli.runs.checkpoint import load_checkpoint, save_checkpoint
 from lstm_cli.runs.rundir import MetricsLog, mark_latest
+from lstm_cli.training.auto_defaults import settle
 from lstm_cli.training.early_stopping import BestTracker, stops_early
 from lstm_cli.training.evaluation import evaluate_split
 from lstm_cli.training.losses import build_loss
@@ -92,6 +94,8 @@ class Training:
         if resumed is None:  # what this run trains on, for evaluate to compare with later
             data.preprocessing["data_files"] = fingerprints(config.dataset)
         self.data, self.data_on_device = place(data, self.device, config.data.on_device)
+        self.config, self.roughness = settle(config, self.data)  # the auto keys, by the data
+        config, trainer = self.config, self.config.trainer
         self.augment = augmenter(config.augment, self.data)
         self.spec = ModelSpec.of(config.model, self.data)
         self.precision = Precision(trainer.precision, self.device)
