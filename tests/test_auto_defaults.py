@@ -12,6 +12,7 @@ from lstm_cli.config.checks import validate_train_config
 from lstm_cli.config.validate import composed
 from lstm_cli.data.smoothness import SMOOTH_BELOW, roughness
 from lstm_cli.data.splits import PreparedData, SequenceSplit
+from lstm_cli.runs.resume import continued_config
 from lstm_cli.training.auto_defaults import settle
 
 
@@ -111,3 +112,16 @@ def test_a_run_says_what_the_roughness_made_of_the_auto_keys(tmp_path):
     off = ("augment.warp=0", "augment.mixup=0")
     result = run_in_process("train", *args, *quick, *off, cwd=tmp_path)
     assert "augmented" not in result.stdout and "roughness" not in result.stdout
+
+
+def test_a_run_saved_before_the_auto_keys_resumes_unwarped():
+    """A checkpoint from before `augment.warp` and `augment.mixup` existed trained without
+    them: resumed today, it goes on without them rather than warping a smooth set."""
+    today = composed("train", ["dataset=italy_power"])
+    saved = composed("train", ["dataset=italy_power"])
+    del saved["augment"]["warp"], saved["augment"]["mixup"]
+    saved["trainer"]["min_steps"] = 1000
+    continued = continued_config(saved, today, ["resume=latest"])
+    assert continued["augment"] == {"scale": 0.0, "crop": 1.0, "warp": 0.0, "mixup": 0.0}
+    assert continued["trainer"]["min_steps"] == 1000
+    assert continued_config(today, today, [])["augment"]["warp"] is None  # a run of today's

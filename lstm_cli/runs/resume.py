@@ -31,6 +31,11 @@ MAY_CHANGE = (
     "plots",
 )
 
+# Keys whose default became auto (null) after runs were saved without them, with the value
+# they had then: such a run continues as it was trained (a warp it never had would change
+# its batches). Any other key added since comes from today's config.
+SAVED_WITHOUT = {"augment.warp": 0.0, "augment.mixup": 0.0}
+
 
 def run_dir_for(output_root: str, command: str, resume: str | None) -> str:
     """The directory of this run: the resumed one, or a new `<root>/<command>/<stamp>`."""
@@ -62,8 +67,8 @@ def continued_config(
     command line sets and that may change (MAY_CHANGE) taken from it. A key the command
     line sets to another value that may not change is an error naming it, both values and
     the keys that may; keys added to lstm-train since the run was saved come from today's
-    config."""
-    old, new = dotted_keys(saved), dotted_keys(current)
+    config, but for SAVED_WITHOUT's."""
+    old, new = {**SAVED_WITHOUT, **dotted_keys(saved)}, dotted_keys(current)
     given = [_key_of(override) for override in command_line]
     continued = {key: old.get(key, new.get(key)) for key in old.keys() | new.keys()}
     refused = []

@@ -167,7 +167,8 @@ def _seasonal_naive(season: int) -> Answer:
 # What to try when a run does not beat its baseline, by task (the README has the longer story).
 REMEDIES = {
     "classification": "trainer.min_steps=3000 trainer.max_epochs=2000 (train longer);"
-    " recipe=shapes for a small set of shapes; model.bidirectional=true",
+    " recipe=shapes for a small set of shapes; augment.warp=0 augment.mixup=0 if a smooth"
+    " set's classes hang on timing; model.bidirectional=true",
     "regression": "trainer.min_steps=2000 (train longer), optimizer.lr=0.003, model=medium",
     "forecasting": "dataset.transform=diff (or [log, diff] for positive series whose swings"
     " grow with the level; seasonal_diff with dataset.season for seasonal ones), a longer"
