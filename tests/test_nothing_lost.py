@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import resource
 import signal
@@ -24,8 +25,9 @@ import torch
 from conftest import assert_clean_error, budgeted, cli_env, read_json, run_cli, run_in_process
 
 from lstm_cli.common.atomic import remove_leftovers
-from lstm_cli.common.errors import ConfigError
+from lstm_cli.common.errors import CheckpointError, ConfigError
 from lstm_cli.runs.ownership import exclusive, lock_holder
+from lstm_cli.training.state import TrainingProgress, saved_rows
 
 SMALL = ("model=tiny", "trainer.max_epochs=3", "trainer.num_threads=1")
 
@@ -384,3 +386,20 @@ def test_a_run_killed_in_its_refit_resumes_to_the_same_weights_and_results(
     for record in (results, reference):
         record["refit"].pop("validated_checkpoint")  # a path inside each run's own directory
     assert results["refit"] == reference["refit"]
+
+
+def test_a_checkpoint_keeps_its_metrics_rows_as_json_and_reads_older_lists():
+    """One string a checkpoint, exact floats (NaN too); a list written before still reads;
+    damaged text is one CheckpointError naming last.pt."""
+    rows = [{"epoch": 1, "train/loss": 0.1 + 0.2, "val/acc": float("nan"), "lr": 1e-3}]
+    progress = TrainingProgress(torch.zeros(1), None, None, rows=list(rows))
+    progress.add_row({"epoch": 2, "train/loss": 1 / 3, "val/acc": 0.5, "lr": 1e-3})
+    text = progress.rows_json()
+    back = saved_rows(text)
+    assert back[0]["train/loss"] == 0.1 + 0.2 and math.isnan(back[0]["val/acc"])
+    assert back[1]["train/loss"] == 1 / 3 and len(back) == 2
+    assert saved_rows(rows) == rows
+    with pytest.raises(CheckpointError, match=r"checkpoints/last\.pt: unreadable metrics rows"):
+        saved_rows(text[:-5])
+    with pytest.raises(CheckpointError, match="not a list of rows"):
+        saved_rows("[1, 2]")

@@ -239,7 +239,7 @@ class Training:
             "epoch_seconds": seconds,
             "sequences_per_second": len(self.data.train) / max(seconds, 1e-9),
         }
-        progress.rows.append(row)
+        progress.add_row(row)
         progress.epoch = epoch
         progress.next_epoch(self.trainee.shuffle.get_state())
         if improved:  # best.pt first: the last.pt that records it must never precede it
