@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -109,6 +110,11 @@ def test_a_run_says_what_the_roughness_made_of_the_auto_keys(tmp_path):
     assert "augmented=speed x exp(0.2 N(0, 1)) in 4 stretches, mixup Beta(0.2, 0.2)" in (
         result.stdout
     )
+    results = json.loads((tmp_path / "outputs/train/latest/results.json").read_text())
+    settled = results["settled"]
+    assert settled["roughness"] < SMOOTH_BELOW
+    assert (settled["augment.warp"], settled["augment.mixup"]) == (0.2, 0.2)
+    assert settled["trainer.min_steps"] == 3000
     off = ("augment.warp=0", "augment.mixup=0")
     result = run_in_process("train", *args, *quick, *off, cwd=tmp_path)
     assert "augmented" not in result.stdout and "roughness" not in result.stdout

@@ -54,6 +54,12 @@ def finish(training: Training, started: float) -> Results:
         "best_value": best.value,
         "epochs_completed": progress.epoch,
         "stopped_early": progress.epoch < trainer.max_epochs,
+        "settled": {  # what the auto (null) keys became for this data (`auto_defaults.py`)
+            "roughness": training.roughness,
+            "augment.warp": config.augment.warp,
+            "augment.mixup": config.augment.mixup,
+            "trainer.min_steps": trainer.min_steps,
+        },
         "test": {f"test/{name}": value for name, value in test.items()},
         "refit": None if refit is None else _refit_record(training, network),
         **comparison.to_dict("test"),
