@@ -33,7 +33,8 @@ def show_start(training: Training, resuming: bool) -> None:
     augmented = (
         {"augmented": _augmentation(config.augment)} if applies(config.augment, data) else {}
     )
-    rough = {"roughness": _roughness(training)} if training.roughness is not None else {}
+    roughness, least_steps = training.roughness, config.trainer.min_steps
+    rough = {"roughness": _roughness(roughness, least_steps)} if roughness is not None else {}
     reporter.table("data", {**data_summary(config.dataset.name, data), **rough, **augmented})
     parameters = sum(p.numel() for p in model.parameters())
     reporter.table(
@@ -85,15 +86,13 @@ def _scores(scores: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:.6g}" for name, value in scores.items())
 
 
-def _roughness(training: Training) -> str:
+def _roughness(value: float, least_steps: int | None) -> str:
     """What the training sequences' roughness made of the auto keys (`augment.warp`,
     `augment.mixup` and `trainer.min_steps` at null)."""
-    value, config = training.roughness or 0.0, training.config
     smooth = value < SMOOTH_BELOW
     return (
         f"{value:.2g}, {'smooth' if smooth else 'not smooth'} (bound {SMOOTH_BELOW:g}):"
-        f" warp and mixup left to auto {'on' if smooth else 'off'};"
-        f" least steps {config.trainer.min_steps}"
+        f" warp and mixup left to auto {'on' if smooth else 'off'}; least steps {least_steps}"
     )
 
 

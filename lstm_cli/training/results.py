@@ -3,6 +3,7 @@ beside its baselines (and, after `trainer.refit`, beside the weights validation 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,7 +56,7 @@ def finish(training: Training, started: float) -> Results:
         "epochs_completed": progress.epoch,
         "stopped_early": progress.epoch < trainer.max_epochs,
         "settled": {  # what the auto (null) keys became for this data (`auto_defaults.py`)
-            "roughness": training.roughness,
+            "roughness": _json_number(training.roughness),
             "augment.warp": config.augment.warp,
             "augment.mixup": config.augment.mixup,
             "trainer.min_steps": trainer.min_steps,
@@ -77,6 +78,11 @@ def finish(training: Training, started: float) -> Results:
             final = {trainer.monitor: best.value, **results["test"]}
             training.tensorboard.hyperparameters(training.values, final)
     return Results(results, comparison, warnings)
+
+
+def _json_number(value: float | None) -> float | None:
+    """`value`, or null for what JSON cannot spell (no sequence varied: infinitely rough)."""
+    return value if value is None or math.isfinite(value) else None
 
 
 def _refit_record(training: Training, network: Network) -> dict[str, Any]:
